@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint fmt migrate token clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start the API on http://127.0.0.1:8003 (embedded PostgreSQL under ./.crm-data unless DATABASE_URL is set).
+run: $(STAMP)
+	$(BIN)/crm serve
+
+## Run the whole test suite against a real PostgreSQL (embedded unless TEST_DATABASE_URL is set).
+test: $(STAMP)
+	$(BIN)/pytest
+
+## ruff, mypy --strict, and a check that the models and the migrations agree.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/python -m crm.check_migrations
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+migrate: $(STAMP)
+	$(BIN)/crm migrate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,119 @@
+"""The `crm` command: serve, migrate, and mint development tokens."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+
+from crm.config import ConfigurationError, Settings, get_settings
+
+app = typer.Typer(help="CRM service", no_args_is_help=True, add_completion=False)
+
+_TTL = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one (started here) in development."""
+    if settings.database_url:
+        return settings.database_url
+    from crm.embedded import start_embedded
+
+    typer.echo(f"DATABASE_URL is unset: using the embedded PostgreSQL in {settings.data_dir}/pg", err=True)
+    return start_embedded(settings.data_dir)
+
+
+def _checked_settings() -> Settings:
+    settings = get_settings()
+    try:
+        settings.check_production()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    return settings
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations and exit."""
+    from crm.migrate import upgrade
+
+    settings = _checked_settings()
+    upgrade(_database_url(settings))
+    typer.echo("migrations applied")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address (default: HOST or 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port (default: PORT or 8003)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    grace: Annotated[int, typer.Option(help="seconds in-flight requests get on shutdown")] = 10,
+) -> None:
+    """Apply pending migrations (under an advisory lock), then serve the API."""
+    import uvicorn
+
+    from crm.migrate import upgrade
+
+    settings = _checked_settings()
+    url = _database_url(settings)
+    upgrade(url)
+    # Workers are separate processes that build their own app from the environment.
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    if not settings.has_explicit_jwt:
+        settings.dev_jwt_secret()  # create it once, before workers race to
+    uvicorn.run(
+        "crm.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=grace,
+    )
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="admin, manager or employee")],
+    user_id: Annotated[str | None, typer.Option(help="user UUID (default: random)")] = None,
+    email: Annotated[str | None, typer.Option(help="email claim")] = None,
+    ttl: Annotated[str, typer.Option(help="lifetime: 900, 15m, 1h, 2d")] = "1h",
+) -> None:
+    """Print an access token in the Auth Service's format, signed with the configured secret."""
+    from crm.auth.tokens import issue_token
+
+    match = _TTL.match(ttl.strip())
+    if not match or int(match.group(1)) <= 0:
+        typer.echo("error: --ttl must look like 900, 15m, 1h or 2d", err=True)
+        raise typer.Exit(2)
+    try:
+        uid = uuid.UUID(user_id) if user_id else uuid.uuid4()
+    except ValueError:
+        typer.echo("error: --user-id must be a UUID", err=True)
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    try:
+        value = issue_token(
+            settings,
+            role=role,
+            user_id=uid,
+            email=email or f"{role}@example.com",
+            ttl_seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)],
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    sys.stdout.write(value + "\n")
+
+
+if __name__ == "__main__":
+    app()

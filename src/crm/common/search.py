@@ -1,0 +1,75 @@
+"""Search helpers shared by customers, contacts and interactions.
+
+Relevance tiers (exact, then prefix, then substring) are computed in SQL with
+ILIKE patterns whose `%`, `_` and `\\` are escaped, so user text is always literal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, literal, or_
+from sqlalchemy.orm import QueryableAttribute
+
+from crm.errors import ValidationFailed
+
+MIN_QUERY = 2
+MAX_QUERY = 200
+_PHONEISH = re.compile(r"^[\d\s()+\-./]+$")
+
+
+def normalize_query(raw: str, field: str = "query") -> str:
+    query = " ".join(raw.split())
+    if len(query) < MIN_QUERY:
+        raise ValidationFailed.field(field, f"must be at least {MIN_QUERY} characters after trimming")
+    if len(query) > MAX_QUERY:
+        raise ValidationFailed.field(field, f"must be at most {MAX_QUERY} characters")
+    return query
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def phone_digits(query: str) -> str | None:
+    """Digits of a query that looks like a phone number ("+380 (67) 123" -> "38067123")."""
+    if not _PHONEISH.match(query):
+        return None
+    digits = re.sub(r"\D", "", query)
+    return digits if len(digits) >= MIN_QUERY else None
+
+
+# A column or an expression over columns (full name = first || ' ' || last).
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+def digits_of(column: Column) -> ColumnElement[str]:
+    return func.regexp_replace(column, r"\D", "", "g")
+
+
+class Matcher:
+    """Builds the WHERE clause and the relevance rank for one query over several columns."""
+
+    def __init__(self, query: str) -> None:
+        self.lowered = query.lower()
+        escaped = escape_like(self.lowered)
+        self.prefix = escaped + "%"
+        self.contains = "%" + escaped + "%"
+        self.digits = phone_digits(query)
+
+    def where(self, text_columns: Sequence[Column], phone_columns: Sequence[Column] = ()) -> ColumnElement[bool]:
+        clauses = [func.lower(c).like(self.contains, escape="\\") for c in text_columns]
+        if self.digits:
+            clauses += [digits_of(c).like("%" + self.digits + "%") for c in phone_columns]
+        return or_(*clauses)
+
+    def rank(self, text_columns: Sequence[Column], phone_columns: Sequence[Column] = ()) -> ColumnElement[int]:
+        """0 = some field equals the query, 1 = some field starts with it, 2 = substring only."""
+        exact = [func.lower(c) == self.lowered for c in text_columns]
+        prefix = [func.lower(c).like(self.prefix, escape="\\") for c in text_columns]
+        if self.digits:
+            exact += [digits_of(c) == self.digits for c in phone_columns]
+            prefix += [digits_of(c).like(self.digits + "%") for c in phone_columns]
+        return case((or_(*exact), literal(0)), (or_(*prefix), literal(1)), else_=literal(2))

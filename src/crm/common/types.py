@@ -1,0 +1,35 @@
+"""Field types shared by every feature's schemas and query parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, StringConstraints
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here instead of failing in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+Name100 = Annotated[
+    str, BeforeValidator(_strip), StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)
+]
+Subject = Annotated[
+    str, BeforeValidator(_strip), StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)
+]
+Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(_no_nul)]
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_no_nul)]
+Short = Annotated[str, StringConstraints(max_length=100), AfterValidator(_no_nul)]
+Medium = Annotated[str, StringConstraints(max_length=255), AfterValidator(_no_nul)]
+Long = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
+TaxId = Annotated[str, BeforeValidator(_strip), StringConstraints(max_length=50), AfterValidator(_no_nul)]
+PostalCode = Annotated[str, BeforeValidator(_strip), StringConstraints(max_length=20), AfterValidator(_no_nul)]
+Notes = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
+SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]

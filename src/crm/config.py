@@ -1,0 +1,127 @@
+"""Service configuration: one Settings object read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run the service; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- runtime ---
+    env: Environment = Field(default=Environment.development, alias="CRM_ENV")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8003, ge=1, le=65535)
+    data_dir: Path = Field(default=Path(".crm-data"), alias="CRM_DATA_DIR")
+
+    # --- database ---
+    # Unset: the embedded PostgreSQL under data_dir (development only).
+    database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+
+    # --- auth ---
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(default=0, ge=0)
+
+    # --- neighbours ---
+    order_service_url: str | None = None
+    order_service_timeout: float = Field(default=5.0, gt=0)
+
+    # --- logging ---
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    # --- HTTP limits ---
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "database_url",
+        "jwt_secret",
+        "jwt_public_key",
+        "jwt_jwks_url",
+        "jwt_issuer",
+        "jwt_audience",
+        "order_service_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` copies leave `FOO=` lines; treat them as "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.production
+
+    @property
+    def has_explicit_jwt(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
+
+    def check_production(self) -> None:
+        """Refuse to run production on development defaults, naming every missing setting."""
+        if not self.is_production:
+            return
+        missing = []
+        if not self.database_url:
+            missing.append("DATABASE_URL")
+        if not self.has_explicit_jwt:
+            missing.append("JWT_SECRET (or JWT_PUBLIC_KEY / JWT_JWKS_URL)")
+        if missing:
+            raise ConfigurationError("CRM_ENV=production requires " + " and ".join(missing) + " to be set")
+
+    def dev_jwt_secret(self) -> str:
+        """The development signing secret: generated once, kept in the data dir.
+
+        `crm token` and the server read the same file, so tokens minted on the
+        command line are accepted by a server started with no JWT setting.
+        """
+        path = self.data_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        # Write-then-rename so two processes starting at once agree on one secret.
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        tmp.write_text(secret)
+        tmp.chmod(0o600)
+        try:
+            path.hardlink_to(tmp)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

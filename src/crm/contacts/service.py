@@ -1,0 +1,239 @@
+"""Contacts and the primary-contact invariant.
+
+Invariant: a customer with at least one contact has exactly one primary contact.
+"At most one" is a partial unique index; "at least one" is kept here. Every write
+that touches a customer's contacts first takes the customer's row lock
+(FOR NO KEY UPDATE: it serialises contact writers of one customer but does not block
+inserts of interactions, which only need a KEY SHARE lock on that row), so two
+requests can never both see "no primary" or both promote one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm.common import db_errors
+from crm.common.search import Column, Matcher
+from crm.contacts.models import Contact
+from crm.contacts.schemas import ContactCreate, ContactFields, ContactUpdate, NestedContactUpsert
+from crm.customers.models import Customer
+from crm.errors import FieldError, NotFound, ValidationFailed
+
+_PRIMARY_INDEX = "uq_contacts_one_primary_per_customer"
+
+
+def _primary_conflict() -> ValidationFailed:
+    # Reached only if the row lock were bypassed; the index is the last line of defence.
+    return ValidationFailed.field("is_primary", "the customer already has a primary contact")
+
+
+async def lock_customer(session: AsyncSession, customer_id: UUID) -> Customer:
+    customer = await session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update(key_share=True))
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+def ordered(stmt: Select[Contact]) -> Select[Contact]:
+    """Primary first, then newest; id breaks ties so the order is total."""
+    return stmt.order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
+
+
+async def contacts_of(session: AsyncSession, customer_id: UUID) -> list[Contact]:
+    return list(await session.scalars(ordered(select(Contact).where(Contact.customer_id == customer_id))))
+
+
+async def primaries_of(session: AsyncSession, customer_ids: Sequence[UUID]) -> dict[UUID, Contact]:
+    if not customer_ids:
+        return {}
+    rows = await session.scalars(select(Contact).where(Contact.customer_id.in_(customer_ids), Contact.is_primary))
+    return {c.customer_id: c for c in rows}
+
+
+async def _flush(session: AsyncSession) -> None:
+    await db_errors.flush(session, {_PRIMARY_INDEX: _primary_conflict()})
+
+
+async def _make_primary(session: AsyncSession, contacts: Sequence[Contact], chosen: Contact) -> None:
+    """Demote the current primary (flushed first: the unique index is checked per row)."""
+    for other in contacts:
+        if other is not chosen and other.is_primary:
+            other.is_primary = False
+    await _flush(session)
+    chosen.is_primary = True
+    await _flush(session)
+
+
+async def _promote_oldest(session: AsyncSession, customer_id: UUID) -> None:
+    oldest = await session.scalar(
+        select(Contact).where(Contact.customer_id == customer_id).order_by(Contact.created_at, Contact.id).limit(1)
+    )
+    if oldest is not None:
+        oldest.is_primary = True
+        await _flush(session)
+
+
+def new_contacts_for_new_customer(customer_id: UUID, items: Sequence[ContactFields]) -> list[Contact]:
+    """Contacts created together with their customer: at most one marked, else the first."""
+    marked = [i for i, item in enumerate(items) if item.is_primary]
+    if len(marked) > 1:
+        raise ValidationFailed(
+            "at most one contact may be primary",
+            errors=[FieldError(f"contacts.{i}.is_primary", "only one contact may be primary") for i in marked],
+        )
+    primary_index = marked[0] if marked else 0
+    return [
+        Contact(customer_id=customer_id, **item.model_dump(exclude={"is_primary"}), is_primary=i == primary_index)
+        for i, item in enumerate(items)
+    ]
+
+
+async def upsert_nested(session: AsyncSession, customer_id: UUID, entries: Sequence[NestedContactUpsert]) -> None:
+    """Apply `contacts` of a customer update. The caller holds the customer's row lock."""
+    existing = {c.id: c for c in await contacts_of(session, customer_id)}
+    marked = [i for i, e in enumerate(entries) if e.is_primary]
+    if len(marked) > 1:
+        raise ValidationFailed(
+            "at most one contact may be primary",
+            errors=[FieldError(f"contacts.{i}.is_primary", "only one contact may be primary") for i in marked],
+        )
+    chosen: Contact | None = None
+    created: list[Contact] = []
+    for i, entry in enumerate(entries):
+        changes = entry.changes()
+        changes.pop("id", None)
+        wants_primary = changes.pop("is_primary", None)
+        if entry.id is not None:
+            contact = existing.get(entry.id)
+            if contact is None:
+                raise ValidationFailed.field(f"contacts.{i}.id", "is not a contact of this customer")
+            if wants_primary is False and contact.is_primary:
+                raise ValidationFailed.field(
+                    f"contacts.{i}.is_primary", "make another contact primary instead of un-marking this one"
+                )
+            for name, value in changes.items():
+                setattr(contact, name, value)
+        else:
+            missing = [f for f in ("first_name", "last_name") if changes.get(f) is None]
+            if missing:
+                raise ValidationFailed(
+                    "a new contact needs first_name and last_name",
+                    errors=[FieldError(f"contacts.{i}.{f}", "field required") for f in missing],
+                )
+            contact = Contact(customer_id=customer_id, is_primary=False, **changes)
+            session.add(contact)
+            created.append(contact)
+        if wants_primary:
+            chosen = contact
+    await _flush(session)
+    everyone = [*existing.values(), *created]
+    if chosen is None and everyone and not any(c.is_primary for c in everyone):
+        chosen = created[0] if created else everyone[0]
+    if chosen is not None and not chosen.is_primary:
+        await _make_primary(session, everyone, chosen)
+
+
+# --- the contacts endpoints ---
+
+
+async def get_contact(session: AsyncSession, contact_id: UUID) -> Contact:
+    contact = await session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} not found")
+    return contact
+
+
+async def get_with_customer(session: AsyncSession, contact_id: UUID) -> tuple[Contact, Customer]:
+    row = (
+        await session.execute(
+            select(Contact, Customer).join(Customer, Customer.id == Contact.customer_id).where(Contact.id == contact_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"contact {contact_id} not found")
+    return row[0], row[1]
+
+
+async def list_for_customer(session: AsyncSession, customer_id: UUID) -> list[Contact]:
+    if await session.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return await contacts_of(session, customer_id)
+
+
+async def create_contact(session: AsyncSession, data: ContactCreate) -> Contact:
+    await lock_customer(session, data.customer_id)
+    siblings = await contacts_of(session, data.customer_id)
+    contact = Contact(**data.model_dump(exclude={"is_primary"}), is_primary=False)
+    session.add(contact)
+    await _flush(session)
+    if data.is_primary or not siblings:
+        await _make_primary(session, siblings, contact)
+    return contact
+
+
+async def _locked_contact(session: AsyncSession, contact_id: UUID) -> tuple[Contact, list[Contact]]:
+    """The contact and its siblings, with the owning customer's row locked."""
+    customer_id = await session.scalar(select(Contact.customer_id).where(Contact.id == contact_id))
+    if customer_id is None:
+        raise NotFound(f"contact {contact_id} not found")
+    await lock_customer(session, customer_id)
+    siblings = await contacts_of(session, customer_id)
+    for contact in siblings:
+        if contact.id == contact_id:
+            return contact, siblings
+    raise NotFound(f"contact {contact_id} not found")  # deleted between the two reads
+
+
+async def update_contact(session: AsyncSession, contact_id: UUID, data: ContactUpdate) -> Contact:
+    contact, siblings = await _locked_contact(session, contact_id)
+    changes = data.changes()
+    new_customer = changes.pop("customer_id", None)
+    if "customer_id" in data.model_fields_set and new_customer != contact.customer_id:
+        raise ValidationFailed.field("customer_id", "cannot change; create a contact under the other customer")
+    wants_primary = changes.pop("is_primary", None)
+    if wants_primary is False and contact.is_primary:
+        raise ValidationFailed.field("is_primary", "make another contact primary instead of un-marking this one")
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    await _flush(session)
+    if wants_primary and not contact.is_primary:
+        await _make_primary(session, siblings, contact)
+    return contact
+
+
+async def set_primary(session: AsyncSession, contact_id: UUID) -> Contact:
+    contact, siblings = await _locked_contact(session, contact_id)
+    if not contact.is_primary:
+        await _make_primary(session, siblings, contact)
+    return contact
+
+
+async def delete_contact(session: AsyncSession, contact_id: UUID) -> None:
+    contact, _ = await _locked_contact(session, contact_id)
+    was_primary = contact.is_primary
+    await session.delete(contact)
+    await _flush(session)
+    if was_primary:
+        await _promote_oldest(session, contact.customer_id)
+
+
+async def search_contacts(session: AsyncSession, query: str, customer_id: UUID | None, limit: int) -> list[Contact]:
+    matcher = Matcher(query)
+    text_columns: list[Column] = [
+        Contact.first_name,
+        Contact.last_name,
+        Contact.first_name + " " + Contact.last_name,
+        Contact.last_name + " " + Contact.first_name,
+        Contact.email,
+        Contact.position,
+    ]
+    phones: list[Column] = [Contact.phone]
+    stmt = select(Contact).where(matcher.where(text_columns, phones))
+    if customer_id is not None:
+        stmt = stmt.where(Contact.customer_id == customer_id)
+    stmt = stmt.order_by(matcher.rank(text_columns, phones), Contact.last_name, Contact.first_name, Contact.id)
+    return list(await session.scalars(stmt.limit(limit)))

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from crm.auth.dependencies import Grant, require
+from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
+from crm.common.pagination import Pagination, Paging, SortOrder, SortOrderQuery, parse_sort_order
+from crm.common.search import normalize_query
+from crm.common.types import SearchText
+from crm.contacts.schemas import ContactOut
+from crm.customers import service
+from crm.customers.models import CustomerStatus, CustomerType
+from crm.customers.schemas import (
+    CustomerCreate,
+    CustomerDetail,
+    CustomerList,
+    CustomerListItem,
+    CustomerUpdate,
+    Segments,
+)
+from crm.db import Session
+
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+CustomerSortBy = Literal[
+    "created_at", "updated_at", "first_name", "last_name", "email", "company_name", "status", "type"
+]
+
+
+def _item(view: service.CustomerView) -> CustomerListItem:
+    base = {k: getattr(view.customer, k) for k in CustomerListItem.model_fields if k != "primary_contact"}
+    primary = ContactOut.model_validate(view.primary_contact) if view.primary_contact else None
+    return CustomerListItem(**base, primary_contact=primary)
+
+
+def _detail(view: service.CustomerView) -> CustomerDetail:
+    item = _item(view)
+    return CustomerDetail(
+        **item.model_dump(exclude={"primary_contact"}),
+        primary_contact=item.primary_contact,
+        contacts=[ContactOut.model_validate(c) for c in view.contacts],
+    )
+
+
+@router.get("", response_model=CustomerList, responses=ERRORS_READ, summary="List customers")
+async def list_customers(
+    session: Session,
+    _: Annotated[Grant, Depends(require("customers", "read"))],
+    paging: Paging,
+    status_: Annotated[CustomerStatus | None, Query(alias="status")] = None,
+    type_: Annotated[CustomerType | None, Query(alias="type")] = None,
+    owner_id: Annotated[UUID | None, Query(alias="ownerId")] = None,
+    search: Annotated[SearchText | None, Query(description="filters like /search")] = None,
+    sort_by: Annotated[CustomerSortBy, Query(alias="sortBy")] = "created_at",
+    sort_order: SortOrderQuery = None,
+) -> CustomerList:
+    filters = service.CustomerFilters(
+        status=status_,
+        type=type_,
+        owner_id=owner_id,
+        search=normalize_query(search, "search") if search is not None else None,
+    )
+    order = parse_sort_order(sort_order, SortOrder.DESC)
+    views, total = await service.list_customers(session, filters, paging, sort_by, order)
+    return CustomerList(customers=[_item(v) for v in views], pagination=Pagination.of(paging, total))
+
+
+@router.get(
+    "/search",
+    response_model=list[CustomerListItem],
+    responses=ERRORS_READ,
+    summary="Search customers, most relevant first",
+)
+async def search_customers(
+    session: Session,
+    _: Annotated[Grant, Depends(require("customers", "read"))],
+    query: Annotated[SearchText, Query(description="at least 2 characters after trimming")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> list[CustomerListItem]:
+    views = await service.search_customers(session, normalize_query(query), limit)
+    return [_item(v) for v in views]
+
+
+@router.get("/segments", response_model=Segments, responses=ERRORS_READ, summary="Customer counts by status and type")
+async def segments(session: Session, _: Annotated[Grant, Depends(require("customers", "read"))]) -> dict[str, object]:
+    return await service.segments(session)
+
+
+@router.get("/{customer_id}", response_model=CustomerDetail, responses=ERRORS_READ, summary="Get a customer")
+async def get_customer(
+    customer_id: UUID, session: Session, _: Annotated[Grant, Depends(require("customers", "read"))]
+) -> CustomerDetail:
+    return _detail(await service.get_customer(session, customer_id))
+
+
+@router.post(
+    "",
+    response_model=CustomerDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS_WRITE,
+    summary="Create a customer, optionally with contacts",
+)
+async def create_customer(
+    body: CustomerCreate,
+    response: Response,
+    session: Session,
+    grant: Annotated[Grant, Depends(require("customers", "create"))],
+) -> CustomerDetail:
+    view = await service.create_customer(session, body, grant.user_id)
+    response.headers["Location"] = f"/api/customers/{view.customer.id}"
+    return _detail(view)
+
+
+@router.put(
+    "/{customer_id}", response_model=CustomerDetail, responses=ERRORS_WRITE, summary="Partially update a customer"
+)
+async def update_customer(
+    customer_id: UUID,
+    body: CustomerUpdate,
+    session: Session,
+    _: Annotated[Grant, Depends(require("customers", "update"))],
+) -> CustomerDetail:
+    return _detail(await service.update_customer(session, customer_id, body))
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ERRORS_WRITE,
+    summary="Delete a customer with its contacts and interactions",
+)
+async def delete_customer(
+    customer_id: UUID, session: Session, _: Annotated[Grant, Depends(require("customers", "delete"))]
+) -> Response:
+    await service.delete_customer(session, customer_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

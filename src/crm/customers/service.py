@@ -1,0 +1,172 @@
+"""Customer use cases: business rules over typed SQL. Never commits; the request does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm.common import db_errors
+from crm.common.pagination import PageParams, SortOrder
+from crm.common.search import Column, Matcher
+from crm.contacts import service as contacts
+from crm.contacts.models import Contact
+from crm.customers.models import Customer, CustomerStatus, CustomerType
+from crm.customers.schemas import CustomerCreate, CustomerUpdate
+from crm.errors import Conflict, NotFound
+
+SORTABLE = {
+    "created_at": Customer.created_at,
+    "updated_at": Customer.updated_at,
+    "first_name": Customer.first_name,
+    "last_name": Customer.last_name,
+    "email": Customer.email,
+    "company_name": Customer.company_name,
+    "status": Customer.status,
+    "type": Customer.type,
+}
+
+_EMAIL_INDEX = "uq_customers_email_lower"
+
+
+def _duplicate_email() -> Conflict:
+    return Conflict("a customer with this email already exists")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilters:
+    status: CustomerStatus | None = None
+    type: CustomerType | None = None
+    owner_id: UUID | None = None
+    search: str | None = None
+
+
+@dataclass(slots=True)
+class CustomerView:
+    """A customer with the contacts a response shows (primary only, or all)."""
+
+    customer: Customer
+    primary_contact: Contact | None
+    contacts: list[Contact]
+
+
+def _search_columns() -> tuple[list[Column], list[Column]]:
+    text_columns: list[Column] = [
+        Customer.first_name,
+        Customer.last_name,
+        Customer.first_name + " " + Customer.last_name,
+        Customer.last_name + " " + Customer.first_name,
+        Customer.email,
+        Customer.company_name,
+        Customer.tax_id,
+    ]
+    return text_columns, [Customer.phone]
+
+
+def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if filters.status is not None:
+        where.append(Customer.status == filters.status.value)
+    if filters.type is not None:
+        where.append(Customer.type == filters.type.value)
+    if filters.owner_id is not None:
+        where.append(Customer.owner_id == filters.owner_id)
+    if filters.search is not None:
+        where.append(Matcher(filters.search).where(*_search_columns()))
+    return where
+
+
+async def list_customers(
+    session: AsyncSession, filters: CustomerFilters, page: PageParams, sort_by: str, order: SortOrder
+) -> tuple[list[CustomerView], int]:
+    where = _filtered(filters)
+    total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+    column = SORTABLE[sort_by]
+    # Ties broken by id in the same direction, so offset pages never repeat or skip a row.
+    ordering = (column.asc(), Customer.id.asc()) if order is SortOrder.ASC else (column.desc(), Customer.id.desc())
+    rows = list(
+        await session.scalars(select(Customer).where(*where).order_by(*ordering).offset(page.offset).limit(page.limit))
+    )
+    primaries = await contacts.primaries_of(session, [c.id for c in rows])
+    return [CustomerView(c, primaries.get(c.id), []) for c in rows], total
+
+
+async def search_customers(session: AsyncSession, query: str, limit: int) -> list[CustomerView]:
+    matcher = Matcher(query)
+    text_columns, phones = _search_columns()
+    rows = list(
+        await session.scalars(
+            select(Customer)
+            .where(matcher.where(text_columns, phones))
+            .order_by(matcher.rank(text_columns, phones), Customer.last_name, Customer.first_name, Customer.id)
+            .limit(limit)
+        )
+    )
+    primaries = await contacts.primaries_of(session, [c.id for c in rows])
+    return [CustomerView(c, primaries.get(c.id), []) for c in rows]
+
+
+async def segments(session: AsyncSession) -> dict[str, object]:
+    rows = (
+        await session.execute(
+            select(Customer.status, Customer.type, func.count()).group_by(Customer.status, Customer.type)
+        )
+    ).all()
+    types = [t.value for t in CustomerType] + ["unspecified"]
+    by_status = {s.value: 0 for s in CustomerStatus}
+    by_type = dict.fromkeys(types, 0)
+    by_both = {s.value: dict.fromkeys(types, 0) for s in CustomerStatus}
+    total = 0
+    for status, type_, count in rows:
+        type_key = type_ or "unspecified"
+        total += count
+        by_status[status] += count
+        by_type[type_key] += count
+        by_both[status][type_key] += count
+    return {"total": total, "byStatus": by_status, "byType": by_type, "byStatusAndType": by_both}
+
+
+async def get_customer(session: AsyncSession, customer_id: UUID) -> CustomerView:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return await _with_contacts(session, customer)
+
+
+async def _with_contacts(session: AsyncSession, customer: Customer) -> CustomerView:
+    contact_list = await contacts.contacts_of(session, customer.id)
+    primary = contact_list[0] if contact_list and contact_list[0].is_primary else None
+    return CustomerView(customer, primary, contact_list)
+
+
+async def create_customer(session: AsyncSession, data: CustomerCreate, creator_id: UUID) -> CustomerView:
+    fields = data.model_dump(exclude={"contacts", "owner_id"})
+    customer = Customer(**fields, owner_id=data.owner_id or creator_id)
+    session.add(customer)
+    await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
+    new_contacts = contacts.new_contacts_for_new_customer(customer.id, data.contacts)
+    session.add_all(new_contacts)
+    await db_errors.flush(session, {})
+    return await _with_contacts(session, customer)
+
+
+async def update_customer(session: AsyncSession, customer_id: UUID, data: CustomerUpdate) -> CustomerView:
+    customer = await contacts.lock_customer(session, customer_id)
+    changes = data.changes()
+    nested = data.contacts if "contacts" in changes else None
+    changes.pop("contacts", None)
+    for name, value in changes.items():
+        setattr(customer, name, value.value if hasattr(value, "value") else value)
+    await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
+    if nested:
+        await contacts.upsert_nested(session, customer.id, nested)
+    return await _with_contacts(session, customer)
+
+
+async def delete_customer(session: AsyncSession, customer_id: UUID) -> None:
+    customer = await contacts.lock_customer(session, customer_id)
+    # Contacts and interactions go with it through ON DELETE CASCADE.
+    await session.delete(customer)
+    await session.flush()

@@ -1,0 +1,234 @@
+"""The domain error tree and the one place that renders every error as problem+json.
+
+Services raise `DomainError` subclasses; they never build HTTP responses. Each class
+knows its status, so the handler below is the only code that turns errors into
+RFC 9457 documents. Framework errors (unknown route, wrong method, request
+validation) are rendered by the same function so clients see one shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crm.log import request_id_var
+
+log = structlog.get_logger("crm.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+# Fields that clients may read but never write; a body that carries one gets a 422
+# that says so, instead of a generic "unknown field".
+READ_ONLY_FIELDS = frozenset(
+    {"id", "created_at", "updated_at", "user_id", "version", "customer", "contacts_count", "primary_contact"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+
+
+class BadRequest(DomainError):
+    status, slug, title = 400, "bad-request", "Bad Request"
+
+
+class Unauthorized(DomainError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        # RFC 6750 3.1: say which scheme and why, without echoing the token.
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class Forbidden(DomainError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(DomainError):
+    status, slug, title = 404, "not-found", "Not Found"
+
+
+class Conflict(DomainError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(DomainError):
+    status, slug, title = 412, "precondition-failed", "Precondition Failed"
+
+
+class PayloadTooLarge(DomainError):
+    status, slug, title = 413, "payload-too-large", "Payload Too Large"
+
+
+class ValidationFailed(DomainError):
+    status, slug, title = 422, "validation-error", "Unprocessable Content"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> ValidationFailed:
+        return cls(f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+class ServiceUnavailable(DomainError):
+    status, slug, title = 503, "service-unavailable", "Service Unavailable"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": f"urn:crm:problem:{slug or phrase.lower().replace(' ', '-')}",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: Sequence[int | str]) -> str:
+    # Drop the "body"/"query"/"path"/"header" prefix: clients name fields, not locations.
+    parts = list(loc[1:]) if loc and loc[0] in {"body", "query", "path", "header"} else list(loc)
+    return ".".join(str(p) for p in parts) or str(loc[0] if loc else "body")
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[int, list[FieldError]]:
+    errors: list[FieldError] = []
+    status = 422
+    for err in exc.errors():
+        kind = err.get("type", "")
+        loc = err.get("loc", ())
+        field = _field_name(loc)
+        if kind == "json_invalid":
+            status = 400
+            errors.append(
+                FieldError("body", "malformed JSON: " + str(err.get("ctx", {}).get("error", "cannot be parsed")))
+            )
+            continue
+        if kind == "extra_forbidden":
+            last = str(loc[-1]) if loc else field
+            message = "read-only field" if last in READ_ONLY_FIELDS else "unknown field"
+        elif kind == "missing":
+            message = "field required"
+        else:
+            message = str(err.get("msg", "invalid value"))
+            # Pydantic prefixes custom errors with "Value error, "; the field name already says it.
+            message = message.removeprefix("Value error, ")
+        errors.append(FieldError(field, message))
+    return status, errors
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors, headers=exc.headers
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "no such route"
+    return problem_response(exc.status_code, detail, headers=exc.headers)
+
+
+async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    status, errors = _validation_errors(exc)
+    if status == 400:
+        return problem_response(400, errors[0].message, slug="malformed-json", errors=errors)
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    return problem_response(422, detail, slug="validation-error", title="Unprocessable Content", errors=errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    install_database_error_handler(app)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+
+
+# --- database availability ---------------------------------------------------------------
+
+# SQLSTATE classes that mean "the database is not answering", not "the request is wrong":
+# 08 connection exceptions, 53 insufficient resources, 57P admin shutdown / cannot connect now,
+# 57014 statement timeout.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+_UNAVAILABLE_SQLSTATES = frozenset({"57014"})
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection within the pool timeout
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        cause = getattr(orig, "__cause__", None) or orig
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+        ):
+            return True
+        return isinstance(cause, OSError | ConnectionError) or "connection" in type(cause).__name__.lower()
+    return isinstance(exc, OSError | ConnectionError)
+
+
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unavailable(exc):
+        raise exc
+    log.warning("database unavailable", error=type(exc).__name__)
+    return problem_response(
+        503,
+        "the database is unavailable; retry shortly",
+        slug="database-unavailable",
+        headers={"Retry-After": "2"},
+    )
+
+
+def install_database_error_handler(app: FastAPI) -> None:
+    import sqlalchemy.exc as sa_exc
+
+    for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError):
+        app.add_exception_handler(exc_type, _database_error)

@@ -1,0 +1,81 @@
+"""Application factory: settings, lifespan resources, middleware, routers, error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from crm.auth.tokens import TokenVerifier
+from crm.config import Settings, get_settings
+from crm.contacts.router import router as contacts_router
+from crm.customers.router import router as customers_router
+from crm.db import create_engine, create_sessionmaker
+from crm.errors import install_error_handlers
+from crm.interactions.router import router as interactions_router
+from crm.log import configure_logging
+from crm.middleware import RequestContextMiddleware
+
+API_DESCRIPTION = """
+The CRM service: customers, their contacts, and the interactions staff have with them.
+
+Every `/api/...` route needs `Authorization: Bearer <access token>` issued by the Auth Service.
+Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_production()
+    configure_logging(settings.log_level, settings.log_format)
+    url = database_url or settings.database_url
+    if url is None:
+        raise RuntimeError("no database configured: run through `crm serve` or set DATABASE_URL")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings, url)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="CRM service",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["operations"], summary="Liveness: the process runs")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="Readiness: the database answers",
+        responses={503: {"description": "database unavailable"}},
+    )
+    async def ready(request: Request) -> Any:
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return {"status": "ready", "database": "ok"}
+
+    app.include_router(customers_router)
+    app.include_router(contacts_router)
+    app.include_router(interactions_router)
+    return app

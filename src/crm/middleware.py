@@ -1,0 +1,98 @@
+"""The one ASGI middleware every request passes through.
+
+It is written against raw ASGI (not BaseHTTPMiddleware) because it must see the
+request body as it streams (to enforce the size limit without buffering) and must
+cost little on the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crm.errors import PayloadTooLarge, problem_response
+from crm.log import request_id_var, user_id_var
+
+access_log = structlog.get_logger("crm.access")
+error_log = structlog.get_logger("crm.errors")
+
+# A caller's X-Request-ID is echoed into logs and headers; accept only tame values.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        rid_token = request_id_var.set(request_id)
+        uid_token = user_id_var.set(None)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                extra = [
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                ]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await self._too_large(scope, receive, send_with_headers)
+                return
+            await self.app(scope, self._limited(receive), send_with_headers)
+        except Exception:  # noqa: BLE001 - the last line of defence: log it, answer a clean 500
+            error_log.exception("unhandled error", method=scope["method"], path=scope["path"])
+            if not response_started:
+                response = problem_response(500, f"unexpected error; quote request id {request_id} when reporting it")
+                await response(scope, receive, send_with_headers)
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count body bytes as they arrive; chunked bodies have no Content-Length to check."""
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            return message
+
+        return wrapped
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(413, f"request body exceeds {self.max_body_bytes} bytes", slug="payload-too-large")
+        await response(scope, receive, send)

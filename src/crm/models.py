@@ -1,0 +1,8 @@
+"""Every table model, imported in one place so Alembic and the mappers see them all."""
+
+from crm.contacts.models import Contact
+from crm.customers.models import Customer
+from crm.db import Base
+from crm.interactions.models import Interaction
+
+__all__ = ["Base", "Contact", "Customer", "Interaction"]
