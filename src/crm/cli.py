@@ -115,5 +115,20 @@ def token(
     sys.stdout.write(value + "\n")
 
 
+@app.command("fake-order-service")
+def fake_order_service(
+    port: Annotated[int, typer.Option(help="listen port")] = 8002,
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    orders_per_customer: Annotated[int, typer.Option(min=0, max=20_000, help="orders every customer has")] = 25,
+) -> None:
+    """Serve deterministic fake orders in the Order Service's format (development only)."""
+    import uvicorn
+
+    from crm.orders.fake_server import create_fake_app
+
+    typer.echo(f"fake Order Service on http://{host}:{port}/api/orders; set ORDER_SERVICE_URL=http://{host}:{port}")
+    uvicorn.run(create_fake_app(orders_per_customer), host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":
     app()

@@ -99,3 +99,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return maker
+
+
+# For handlers that also call other services: they open short sessions themselves, so
+# no pooled connection is held while waiting on the network.
+SessionMaker = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]

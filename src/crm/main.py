@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -19,6 +20,8 @@ from crm.errors import install_error_handlers
 from crm.interactions.router import router as interactions_router
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
+from crm.orders.client import OrderServiceClient
+from crm.orders.router import router as orders_router
 
 API_DESCRIPTION = """
 The CRM service: customers, their contacts, and the interactions staff have with them.
@@ -41,9 +44,18 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         engine = create_engine(settings, url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # One pooled HTTP client for the Order Service per process; the breaker state lives
+        # with it, so each worker process trips its own breaker.
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.order_service_timeout),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            follow_redirects=False,
+        )
+        app.state.order_client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
         try:
             yield
         finally:
+            await http.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -76,6 +88,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         return {"status": "ready", "database": "ok"}
 
     app.include_router(customers_router)
+    app.include_router(orders_router)
     app.include_router(contacts_router)
     app.include_router(interactions_router)
     return app
