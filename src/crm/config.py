@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     # --- HTTP limits ---
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
+    # --- abuse limits ---
+    # Requests per user per minute; 0 disables. Counters live in Redis when REDIS_URL is set
+    # (shared by every instance), else in each process's memory.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    redis_url: str | None = None
+    # Comma-separated origins allowed by CORS; empty: CORS stays off.
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -71,6 +83,7 @@ class Settings(BaseSettings):
         "jwt_issuer",
         "jwt_audience",
         "order_service_url",
+        "redis_url",
         mode="before",
     )
     @classmethod

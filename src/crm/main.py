@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -22,6 +23,8 @@ from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
 from crm.orders.client import OrderServiceClient
 from crm.orders.router import router as orders_router
+from crm.ratelimit.dependencies import rate_limit
+from crm.ratelimit.service import create_limiter
 
 API_DESCRIPTION = """
 The CRM service: customers, their contacts, and the interactions staff have with them.
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             yield
         finally:
             await http.aclose()
+            await app.state.rate_limiter.counter.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -66,6 +70,17 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
+    app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
+    if settings.cors_origin_list:
+        # Off unless origins are listed; then only those, and credentials only by header.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy"],
+        )
+    # Added last, so it is the outermost: it sees (and stamps) every response.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
 
@@ -87,8 +102,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return {"status": "ready", "database": "ok"}
 
-    app.include_router(customers_router)
-    app.include_router(orders_router)
-    app.include_router(contacts_router)
-    app.include_router(interactions_router)
+    # Every /api route is rate limited per user (after authentication, which it depends on).
+    limited = [Depends(rate_limit)]
+    app.include_router(customers_router, dependencies=limited)
+    app.include_router(orders_router, dependencies=limited)
+    app.include_router(contacts_router, dependencies=limited)
+    app.include_router(interactions_router, dependencies=limited)
     return app

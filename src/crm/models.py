@@ -3,6 +3,7 @@
 from crm.contacts.models import Contact
 from crm.customers.models import Customer
 from crm.db import Base
+from crm.idempotency.models import IdempotencyKey
 from crm.interactions.models import Interaction
 
-__all__ = ["Base", "Contact", "Customer", "Interaction"]
+__all__ = ["Base", "Contact", "Customer", "IdempotencyKey", "Interaction"]

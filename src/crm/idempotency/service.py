@@ -1,0 +1,112 @@
+"""Idempotent POSTs: the same Idempotency-Key, user and body within 24 h replay the first answer.
+
+Protocol, all inside the request's one transaction:
+1. take a transaction-scoped advisory lock on (user, key) without waiting: if another
+   request holds it, that request is still running -> 409;
+2. a stored answer for (user, key) younger than 24 h: same fingerprint -> replay it,
+   different -> 422;
+3. otherwise run the write and store its answer; both commit together or not at all, so a
+   failed or rolled-back attempt leaves no key behind and can simply be retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from crm.errors import Conflict, ValidationFailed
+from crm.idempotency.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+RETENTION = timedelta(hours=24)
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status_code: int
+    body: str
+    location: str | None = None
+
+    def response(self, *, replayed: bool = False) -> Response:
+        headers = {"Location": self.location} if self.location else {}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(self.body, status_code=self.status_code, media_type="application/json", headers=headers)
+
+
+def fingerprint(method: str, path: str, payload: Any) -> str:
+    """Same route and same JSON body (whatever the key order or whitespace) -> same fingerprint."""
+    canonical = json.dumps([method, path, payload], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not _VALID_KEY.match(raw):
+        raise ValidationFailed.field(HEADER, "must be 1-255 printable ASCII characters without spaces")
+    return raw
+
+
+async def run_once(
+    session: AsyncSession,
+    user_id: UUID,
+    key: str | None,
+    print_: str,
+    write: Callable[[], Awaitable[Answer]],
+) -> Response:
+    if key is None:
+        return (await write()).response()
+
+    locked = await session.scalar(select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{user_id}:{key}", 0))))
+    if not locked:
+        raise Conflict(f"a request with this {HEADER} is still in progress; retry after it finishes")
+
+    stored = await session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at > func.now() - RETENTION,
+        )
+    )
+    if stored is not None:
+        if stored.fingerprint != print_:
+            raise ValidationFailed.field(HEADER, "was already used with a different request body")
+        return Answer(stored.status_code, stored.body, stored.location).response(replayed=True)
+
+    answer = await write()
+    values = {
+        "user_id": user_id,
+        "key": key,
+        "fingerprint": print_,
+        "status_code": answer.status_code,
+        "body": answer.body,
+        "location": answer.location,
+    }
+    # An expired row for the same key is overwritten: the key starts a new 24 h life.
+    stmt = insert(IdempotencyKey).values(values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[IdempotencyKey.user_id, IdempotencyKey.key],
+            set_={**{k: stmt.excluded[k] for k in values if k not in {"user_id", "key"}}, "created_at": func.now()},
+        )
+    )
+    return answer.response()
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete keys past retention (run by `crm purge-idempotency-keys` or a scheduler)."""
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= func.now() - RETENTION))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,37 @@
+"""The rate-limit check, attached to every `/api` router in main.py."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from crm.auth.dependencies import CurrentUser
+from crm.errors import DomainError
+from crm.ratelimit.service import WINDOW_SECONDS, Decision, RateLimiter
+
+_POLICY = "per-user"
+
+
+class TooManyRequests(DomainError):
+    status, slug, title = 429, "rate-limited", "Too Many Requests"
+
+
+def _headers(decision: Decision) -> dict[str, str]:
+    # draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
+    return {
+        "RateLimit-Policy": f'"{_POLICY}";q={decision.limit};w={WINDOW_SECONDS}',
+        "RateLimit": f'"{_POLICY}";r={decision.remaining};t={decision.reset_after}',
+    }
+
+
+async def rate_limit(request: Request, response: Response, principal: CurrentUser) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    if not limiter.enabled:
+        return
+    decision = await limiter.check(str(principal.user_id))
+    headers = _headers(decision)
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"more than {decision.limit} requests in a minute; retry in {decision.reset_after} s",
+            headers={**headers, "Retry-After": str(decision.reset_after)},
+        )
+    response.headers.update(headers)
