@@ -84,6 +84,8 @@ def settings(tmp_path: Path) -> Settings:
         log_format="json",
         db_pool_size=20,
         db_max_overflow=10,
+        # Off by default so tests that walk many pages never trip it; tests/ratelimit turns it on.
+        rate_limit_per_minute=0,
     )
 
 
