@@ -130,5 +130,42 @@ def fake_order_service(
     uvicorn.run(create_fake_app(orders_per_customer), host=host, port=port, log_level="warning")
 
 
+@app.command("demo-data")
+def demo_data(
+    customers: Annotated[int, typer.Option(min=1, max=50_000_000, help="customers to create")],
+    contacts_per_customer: Annotated[float, typer.Option(min=0, max=20, help="mean contacts per customer")] = 1.5,
+    interactions_per_customer: Annotated[
+        float, typer.Option(min=0, max=200, help="mean interactions per customer")
+    ] = 5.0,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="loader processes (default: cores)")] = None,
+) -> None:
+    """Fill the configured database with realistic, deterministic demo data (through COPY)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from crm.demo.load import Plan, load
+    from crm.migrate import upgrade
+
+    settings = _checked_settings()
+    url = _database_url(settings)
+    upgrade(url)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    plan = Plan(dsn, customers, contacts_per_customer, interactions_per_customer, seed)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+    ) as bar:
+        task = bar.add_task("load", total=customers)
+        load(
+            plan,
+            workers=workers,
+            progress=lambda n: bar.advance(task, n),
+            say=bar.console.print,
+        )
+    typer.echo(f"loaded {customers} customers in {time.perf_counter() - started:.1f} s")
+
+
 if __name__ == "__main__":
     app()

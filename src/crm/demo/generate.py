@@ -1,0 +1,210 @@
+"""Deterministic, realistic rows for `crm demo-data`, produced in chunks of customers.
+
+A chunk depends only on (seed, chunk number), so the same arguments always give the
+same data, and chunks could be generated in any order or in parallel.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm.demo import names as n
+
+CUSTOMER_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company_name",
+    "tax_id",
+    "address",
+    "city",
+    "postal_code",
+    "country",
+    "status",
+    "type",
+    "notes",
+    "owner_id",
+    "created_at",
+    "updated_at",
+    "version",
+)
+CONTACT_COLUMNS = (
+    "id",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "position",
+    "email",
+    "phone",
+    "is_primary",
+    "created_at",
+    "updated_at",
+    "version",
+)
+INTERACTION_COLUMNS = (
+    "id",
+    "customer_id",
+    "contact_id",
+    "user_id",
+    "type",
+    "subject",
+    "description",
+    "date",
+    "created_at",
+    "updated_at",
+    "version",
+)
+
+# Realistic skew: most customers are active or paying; few are inactive.
+STATUSES = (("active", 40), ("customer", 28), ("lead", 14), ("prospect", 11), ("inactive", 7))
+TYPES = (("individual", 48), ("business", 36), ("nonprofit", 4), ("government", 3), (None, 9))
+INTERACTION_TYPES = (("email", 34), ("call", 30), ("note", 15), ("meeting", 11), ("task", 10))
+USERS = 50
+SPAN = timedelta(days=3 * 365)
+END = datetime(2026, 11, 1, tzinfo=UTC)
+START = END - SPAN
+_SPAN_SECONDS = int(SPAN.total_seconds())
+
+
+@dataclass
+class Chunk:
+    customers: list[tuple[Any, ...]] = field(default_factory=list)
+    contacts: list[tuple[Any, ...]] = field(default_factory=list)
+    interactions: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def user_ids(seed: int) -> list[uuid.UUID]:
+    rng = random.Random(f"users-{seed}")  # noqa: S311 - demo data, not secrets
+    return [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(USERS)]
+
+
+def _weighted(rng: random.Random, table: tuple[tuple[Any, int], ...], k: int) -> list[Any]:
+    values = [v for v, _ in table]
+    weights = [w for _, w in table]
+    return rng.choices(values, weights, k=k)
+
+
+def _count(rng: random.Random, mean: float) -> int:
+    """A small non-negative count with the given mean (geometric-ish, like real CRM data)."""
+    if mean <= 0:
+        return 0
+    whole = int(mean)
+    return whole + (1 if rng.random() < mean - whole else 0) + rng.choice((-1, 0, 0, 1)) * (whole > 0)
+
+
+def _person(rng: random.Random) -> tuple[str, str, bool]:
+    if rng.random() < 0.7:
+        female = rng.random() < 0.5
+        first = rng.choice(n.UA_FEMALE if female else n.UA_MALE)
+        last = rng.choice(n.UA_LAST)
+        return first, last, True
+    return rng.choice(n.EN_FIRST), rng.choice(n.EN_LAST), False
+
+
+def _phone(rng: random.Random, ukrainian: bool) -> str:
+    if ukrainian:
+        return f"+380 {rng.choice((50, 63, 66, 67, 68, 73, 93, 95, 96, 97, 98, 99))} {rng.randrange(10**7):07d}"
+    return f"+44 7{rng.randrange(10**9):09d}"
+
+
+def generate_chunk(
+    seed: int,
+    chunk_no: int,
+    first_index: int,
+    count: int,
+    contacts_per_customer: float,
+    interactions_per_customer: float,
+    users: list[uuid.UUID],
+) -> Chunk:
+    rng = random.Random(f"{seed}-{chunk_no}")  # noqa: S311
+    chunk = Chunk()
+    statuses = _weighted(rng, STATUSES, count)
+    types = _weighted(rng, TYPES, count)
+    for offset in range(count):
+        index = first_index + offset
+        customer_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        first, last, ukrainian = _person(rng)
+        type_ = types[offset]
+        company = tax_id = None
+        if type_ == "business":
+            company = f"{rng.choice(n.COMPANY_FORMS)} {rng.choice(n.COMPANY_ROOTS)}{rng.choice(n.COMPANY_TAILS)}"
+            tax_id = f"{rng.randrange(10**7, 10**8)}"  # EDRPOU: 8 digits
+        elif type_ == "government":
+            company = f"{rng.choice(n.GOVERNMENT)} {rng.choice(n.UA_CITIES)}"
+            tax_id = f"{rng.randrange(10**7, 10**8)}"
+        elif type_ == "nonprofit":
+            company = f"{rng.choice(n.NONPROFIT)} «{rng.choice(n.COMPANY_ROOTS)}»"
+        created = START + timedelta(seconds=rng.randrange(_SPAN_SECONDS))
+        updated = created + timedelta(seconds=rng.randrange(86400 * 30))
+        city = rng.choice(n.UA_CITIES if ukrainian else n.EN_CITIES)
+        street = rng.choice(n.UA_STREETS if ukrainian else n.EN_STREETS)
+        owner = users[rng.randrange(USERS)]
+        chunk.customers.append(
+            (
+                customer_id,
+                first,
+                last,
+                # The running index makes every email unique; the seed keeps runs apart.
+                f"{n.latin(first).lower()}.{n.latin(last).lower()}.{seed}.{index}@example.com",
+                _phone(rng, ukrainian),
+                company,
+                tax_id,
+                f"{street}, {rng.randint(1, 200)}",
+                city,
+                f"{rng.randrange(10000, 99999)}",
+                "Україна" if ukrainian else "United Kingdom",
+                statuses[offset],
+                type_,
+                None,
+                owner,
+                created,
+                updated,
+                1,
+            )
+        )
+        contact_ids: list[uuid.UUID] = []
+        for k in range(max(0, _count(rng, contacts_per_customer))):
+            contact_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+            cfirst, clast, cua = _person(rng)
+            ccreated = created + timedelta(seconds=rng.randrange(86400 * 90) + k)
+            chunk.contacts.append(
+                (
+                    contact_id,
+                    customer_id,
+                    cfirst,
+                    clast,
+                    rng.choice(n.POSITIONS),
+                    f"{n.latin(cfirst).lower()}.{n.latin(clast).lower()}.{index}.{k}@example.org",
+                    _phone(rng, cua),
+                    k == 0,
+                    ccreated,
+                    ccreated,
+                    1,
+                )
+            )
+            contact_ids.append(contact_id)
+        kinds = _weighted(rng, INTERACTION_TYPES, max(0, _count(rng, interactions_per_customer)))
+        for kind in kinds:
+            when = START + timedelta(seconds=rng.randrange(_SPAN_SECONDS))
+            chunk.interactions.append(
+                (
+                    uuid.UUID(int=rng.getrandbits(128), version=4),
+                    customer_id,
+                    rng.choice(contact_ids) if contact_ids and rng.random() < 0.6 else None,
+                    users[rng.randrange(USERS)],
+                    kind,
+                    rng.choice(n.SUBJECTS[kind]),
+                    rng.choice(n.DESCRIPTIONS),
+                    when,
+                    when,
+                    when,
+                    1,
+                )
+            )
+    return chunk

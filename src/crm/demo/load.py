@@ -1,0 +1,194 @@
+"""`crm demo-data`: bulk-load generated customers, contacts and interactions through COPY.
+
+Into empty tables it takes the fast path: drop foreign keys and secondary indexes, let
+N worker processes generate and COPY chunks in parallel, then rebuild indexes and
+constraints in bulk (each a single pass, instead of one index probe per row) and
+recompute the maintained aggregates. Into non-empty tables it COPYs with everything in
+place, so every constraint and trigger applies row by row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from crm.demo.generate import (
+    CONTACT_COLUMNS,
+    CUSTOMER_COLUMNS,
+    INTERACTION_COLUMNS,
+    generate_chunk,
+    user_ids,
+)
+
+TABLES = ("customers", "contacts", "interactions")
+CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    dsn: str
+    customers: int
+    contacts_per_customer: float
+    interactions_per_customer: float
+    seed: int
+
+    def chunks(self) -> Iterator[tuple[int, int, int]]:
+        for number, first in enumerate(range(0, self.customers, CHUNK)):
+            yield number, first, min(CHUNK, self.customers - first)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What the fast path removed and must put back, as the database described it."""
+
+    indexes: list[str]
+    foreign_keys: list[tuple[str, str, str]]  # table, name, definition
+
+
+# --- worker processes ---------------------------------------------------------------------
+
+_worker_state: dict[str, Any] = {}
+
+
+def _worker_init(plan: Plan, fast: bool) -> None:
+    loop = asyncio.new_event_loop()
+    _worker_state["loop"] = loop
+    _worker_state["plan"] = plan
+    _worker_state["users"] = user_ids(plan.seed)
+    conn = loop.run_until_complete(asyncpg.connect(plan.dsn))
+    if fast:
+        # Skip per-row triggers on the fast path: the aggregates are recomputed in bulk
+        # afterwards. Needs superuser; without it the triggers simply run.
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            loop.run_until_complete(conn.execute("SET session_replication_role = replica"))
+    _worker_state["conn"] = conn
+
+
+def _load_chunk(job: tuple[int, int, int]) -> tuple[int, int, int]:
+    number, first, count = job
+    plan: Plan = _worker_state["plan"]
+    chunk = generate_chunk(
+        plan.seed,
+        number,
+        first,
+        count,
+        plan.contacts_per_customer,
+        plan.interactions_per_customer,
+        _worker_state["users"],
+    )
+    conn: asyncpg.Connection[Any] = _worker_state["conn"]
+
+    async def copy() -> None:
+        async with conn.transaction():
+            await conn.copy_records_to_table("customers", records=chunk.customers, columns=CUSTOMER_COLUMNS)
+            await conn.copy_records_to_table("contacts", records=chunk.contacts, columns=CONTACT_COLUMNS)
+            await conn.copy_records_to_table("interactions", records=chunk.interactions, columns=INTERACTION_COLUMNS)
+
+    _worker_state["loop"].run_until_complete(copy())
+    return len(chunk.customers), len(chunk.contacts), len(chunk.interactions)
+
+
+# --- the coordinator ----------------------------------------------------------------------
+
+
+async def _is_empty(conn: asyncpg.Connection[Any]) -> bool:
+    for table in TABLES:
+        if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):  # noqa: S608 - fixed names
+            return False
+    return True
+
+
+async def _strip(conn: asyncpg.Connection[Any]) -> Saved:
+    indexes = await conn.fetch(
+        """
+        SELECT i.indexname, i.indexdef FROM pg_indexes i
+        WHERE i.schemaname = current_schema() AND i.tablename = ANY($1::text[])
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
+        """,
+        list(TABLES),
+    )
+    fks = await conn.fetch(
+        """
+        SELECT cl.relname AS table, c.conname AS name, pg_get_constraintdef(c.oid) AS definition
+        FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid
+        WHERE c.contype = 'f' AND cl.relname = ANY($1::text[])
+        """,
+        list(TABLES),
+    )
+    async with conn.transaction():
+        for fk in fks:
+            await conn.execute(f'ALTER TABLE {fk["table"]} DROP CONSTRAINT "{fk["name"]}"')
+        for index in indexes:
+            await conn.execute(f'DROP INDEX "{index["indexname"]}"')
+    return Saved([i["indexdef"] for i in indexes], [(f["table"], f["name"], f["definition"]) for f in fks])
+
+
+async def _restore(conn: asyncpg.Connection[Any], saved: Saved, say: Callable[[str], None]) -> None:
+    await conn.execute("SET maintenance_work_mem = '512MB'")
+    await conn.execute("SET max_parallel_maintenance_workers = 2")
+    for definition in saved.indexes:
+        started = time.perf_counter()
+        await conn.execute(definition)
+        say(f"  {definition.split(' ON ')[0]} ({time.perf_counter() - started:.1f} s)")
+    for table, name, definition in saved.foreign_keys:
+        started = time.perf_counter()
+        await conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        say(f"  constraint {name} ({time.perf_counter() - started:.1f} s)")
+
+
+async def rebuild_aggregates(conn: asyncpg.Connection[Any]) -> None:
+    """Recompute every maintained aggregate from the base tables (after a bulk load)."""
+    exists = await conn.fetchval("SELECT to_regprocedure('crm_rebuild_aggregates()') IS NOT NULL")
+    if exists:
+        await conn.execute("SELECT crm_rebuild_aggregates()")
+
+
+def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], say: Callable[[str], None]) -> None:
+    workers = workers or os.cpu_count() or 2
+
+    async def prepare() -> Saved | None:
+        conn = await asyncpg.connect(plan.dsn)
+        try:
+            first_email = await conn.fetchval(
+                "SELECT 1 FROM customers WHERE lower(email) LIKE $1 LIMIT 1", f"%.{plan.seed}.0@example.com"
+            )
+            if first_email:
+                raise SystemExit(f"data of seed {plan.seed} is already loaded; pass another --seed")
+            if not await _is_empty(conn):
+                say("tables are not empty: loading with every index, constraint and trigger in place")
+                return None
+            say("empty tables: dropping foreign keys and secondary indexes for the load")
+            return await _strip(conn)
+        finally:
+            await conn.close()
+
+    async def finish(saved: Saved | None) -> None:
+        conn = await asyncpg.connect(plan.dsn)
+        try:
+            if saved is not None:
+                say("rebuilding indexes and constraints")
+                await _restore(conn, saved, say)
+            say("recomputing aggregates and statistics")
+            await rebuild_aggregates(conn)
+            await conn.execute("ANALYZE customers, contacts, interactions")
+        finally:
+            await conn.close()
+
+    saved = asyncio.run(prepare())
+    fast = saved is not None
+    ctx = mp.get_context("spawn")
+    try:
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, fast)) as pool:
+            for customers, _, _ in pool.imap_unordered(_load_chunk, plan.chunks()):
+                progress(customers)
+    finally:
+        # Even after a failed load, put the indexes and constraints back.
+        asyncio.run(finish(saved))
