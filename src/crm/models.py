@@ -1,9 +1,19 @@
 """Every table model, imported in one place so Alembic and the mappers see them all."""
 
 from crm.contacts.models import Contact
+from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
 from crm.db import Base
 from crm.idempotency.models import IdempotencyKey
+from crm.interactions.aggregates import InteractionDailyCount
 from crm.interactions.models import Interaction
 
-__all__ = ["Base", "Contact", "Customer", "IdempotencyKey", "Interaction"]
+__all__ = [
+    "Base",
+    "Contact",
+    "Customer",
+    "CustomerSegmentCount",
+    "IdempotencyKey",
+    "Interaction",
+    "InteractionDailyCount",
+]
