@@ -1,0 +1,17 @@
+-- GET a path template with {id} replaced by a random id from IDS_FILE (or a fixed PATH).
+package.path = package.path .. ";" .. os.getenv("BENCH_LUA") .. "/?.lua"
+local common = require("common")
+local ids = common.read_lines(os.getenv("IDS_FILE") or "")
+local template = os.getenv("PATH_TEMPLATE")
+local token = os.getenv("TOKEN")
+local headers = token and { ["Authorization"] = "Bearer " .. token } or {}
+local queries = common.read_lines(os.getenv("QUERIES_FILE") or "")
+
+request = function()
+  local path = template
+  if #ids > 0 then path = path:gsub("{id}", ids[math.random(#ids)]) end
+  if #queries > 0 then path = path:gsub("{q}", queries[math.random(#queries)]) end
+  return wrk.format("GET", path, headers)
+end
+
+done = common.summary
