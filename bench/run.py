@@ -76,7 +76,7 @@ async def prepare_data(url: str, customers: int, env: dict[str, str]) -> dict[st
     try:
         ids = [str(r[0]) for r in await conn.fetch("SELECT id FROM customers TABLESAMPLE SYSTEM (1) LIMIT 20000")]
         sizes = {
-            t: await conn.fetchval(f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed names
+            t: await conn.fetchval(f"SELECT count(*) FROM {t}")
             for t in ("customers", "contacts", "interactions")
         }
     finally:

@@ -6,10 +6,10 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Environment(StrEnum):
@@ -42,10 +42,14 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
-    jwt_algorithms: list[str] | None = None
+    # Comma-separated in the environment (`RS256,ES256`); default: what the key source implies.
+    jwt_algorithms: Annotated[list[str] | None, NoDecode] = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=0, ge=0)
+    jwt_jwks_timeout: float = Field(default=5.0, gt=0)
+    # Minimum seconds between refetches of the JWKS triggered by an unknown `kid`.
+    jwt_jwks_refetch_cooldown: float = Field(default=5.0, ge=0)
 
     # --- neighbours ---
     order_service_url: str | None = None
@@ -74,6 +78,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = [part.strip() for part in value.split(",") if part.strip()]
+            return names or None
+        return value
 
     @field_validator(
         "database_url",

@@ -63,9 +63,11 @@ class BadRequest(DomainError):
 class Unauthorized(DomainError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
 
-    def __init__(self, detail: str) -> None:
-        # RFC 6750 3.1: say which scheme and why, without echoing the token.
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        # RFC 6750 3.1: name the scheme and, when a token was presented, why it failed, without
+        # echoing it. A request that carried no bearer token at all gets the bare challenge.
+        challenge = f'Bearer error="{error}"' if error else "Bearer"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class Forbidden(DomainError):

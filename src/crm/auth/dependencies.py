@@ -25,8 +25,8 @@ async def current_principal(
 ) -> Principal:
     if credentials is None:
         if request.headers.get("authorization"):
-            raise Unauthorized("Authorization header must be `Bearer <token>`")
-        raise Unauthorized("missing bearer token")
+            raise Unauthorized("Authorization header must be `Bearer <token>`", error=None)
+        raise Unauthorized("missing bearer token", error=None)
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = await verifier.verify(credentials.credentials)
     user_id_var.set(str(principal.user_id))

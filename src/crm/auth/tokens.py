@@ -11,10 +11,25 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from crm.config import Settings
-from crm.errors import Unauthorized
+from crm.config import ConfigurationError, Settings
+from crm.errors import ServiceUnavailable, Unauthorized
 
 ROLES = ("admin", "manager", "employee")
+
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+_EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
+
+
+def _load_public_key(value: str) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    # Environments often carry the PEM on one line with literal "\n" separators.
+    pem = value.replace("\\n", "\n").strip().encode()
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError("JWT_PUBLIC_KEY is not a PEM-encoded public key") from exc
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ConfigurationError("JWT_PUBLIC_KEY must be an RSA or EC public key")
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,20 +55,37 @@ class TokenVerifier:
         self._jwks: jwt.PyJWKClient | None = None
         self._key: Any
         if settings.jwt_jwks_url:
-            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
+            self._jwks = jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                # No per-kid LRU cache: it never expires, so a key withdrawn from the set would be
+                # accepted until a restart. The whole set is cached for `lifespan` seconds instead.
+                cache_keys=False,
+                lifespan=300,
+                # urllib blocks a worker thread (and PyJWKClient's lock) for up to this long.
+                timeout=settings.jwt_jwks_timeout,
+                # An unknown `kid` refetches the set (key rotation), but at most once per cooldown,
+                # so tokens with made-up kids cannot turn us into a flood against the Auth Service.
+                cooldown_duration=settings.jwt_jwks_refetch_cooldown,
+            )
             self._key = None
             self.algorithms = settings.jwt_algorithms or ["RS256", "ES256"]
+            # Asymmetric only: a published set is public, so an HMAC ("oct") key in it is no secret.
+            if not set(self.algorithms) <= _RSA_ALGORITHMS | _EC_ALGORITHMS:
+                raise ConfigurationError(
+                    f"JWT_ALGORITHMS {self.algorithms} must be RSA or EC algorithms with JWT_JWKS_URL"
+                )
         elif settings.jwt_public_key:
-            pem = settings.jwt_public_key.replace("\\n", "\n").encode()
-            self._key = load_pem_public_key(pem)
-            if settings.jwt_algorithms:
-                self.algorithms = settings.jwt_algorithms
-            elif isinstance(self._key, rsa.RSAPublicKey):
-                self.algorithms = ["RS256"]
-            elif isinstance(self._key, ec.EllipticCurvePublicKey):
-                self.algorithms = ["ES256"]
-            else:
-                raise ValueError("JWT_PUBLIC_KEY must be an RSA or EC public key")
+            self._key = _load_public_key(settings.jwt_public_key)
+            family = "RSA" if isinstance(self._key, rsa.RSAPublicKey) else "EC"
+            self.algorithms = settings.jwt_algorithms or (["RS256"] if family == "RSA" else ["ES256"])
+            # Only algorithms of the key's own family: HS256 with the PEM as the HMAC secret is the
+            # classic key-confusion attack, and a mismatched family would fail at verification time.
+            allowed = _RSA_ALGORITHMS if family == "RSA" else _EC_ALGORITHMS
+            if not set(self.algorithms) <= allowed:
+                raise ConfigurationError(
+                    f"JWT_ALGORITHMS {self.algorithms} do not fit the {family} key in JWT_PUBLIC_KEY "
+                    f"(allowed: {', '.join(sorted(allowed))})"
+                )
         else:
             self._key = settings.jwt_secret or settings.dev_jwt_secret()
             self.algorithms = ["HS256"]
@@ -61,17 +93,38 @@ class TokenVerifier:
     async def _signing_key(self, token: str) -> Any:
         if self._jwks is None:
             return self._key
+        # PyJWKClient uses blocking urllib: keep it off the event loop.
+        return await asyncio.to_thread(self._jwks_key, self._jwks, token)
+
+    @staticmethod
+    def _jwks_key(client: jwt.PyJWKClient, token: str) -> jwt.PyJWK:
+        """The PyJWK for the token's `kid`: a 401 if the token names no key we publish,
+        a 503 if the key set itself cannot be fetched or used (the token may be fine)."""
         try:
-            # PyJWKClient caches keys and refetches the set once on an unknown `kid`;
-            # it uses blocking urllib, so keep it off the event loop.
-            return (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            # The (cached) set first, so that its failures are told apart from an unknown kid.
+            client.get_signing_keys()
+        except (jwt.PyJWKClientConnectionError, OSError) as exc:
+            # A 401 here would make clients throw away a good token.
+            raise ServiceUnavailable("cannot fetch the token signing keys; retry shortly") from exc
+        except (jwt.PyJWTError, ValueError) as exc:  # not JSON, not a set, no usable signing keys
+            raise ServiceUnavailable("the token signing key set is unusable; retry shortly") from exc
+        try:
+            # Refetches the set on an unknown kid (rotation), at most once per cooldown. The PyJWK
+            # itself (not its raw key) goes to decode(), which then insists that the token's `alg`
+            # is the key's own algorithm.
+            return client.get_signing_key_from_jwt(token)
+        except (jwt.PyJWKClientConnectionError, OSError) as exc:
+            raise ServiceUnavailable("cannot fetch the token signing keys; retry shortly") from exc
         except jwt.PyJWKClientError as exc:
             raise Unauthorized("token signing key not found") from exc
+        except (jwt.PyJWTError, ValueError) as exc:
+            # It parses the payload too: a good header with a garbage payload is the caller's fault.
+            raise Unauthorized("malformed token") from exc
 
     async def verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
+        except jwt.PyJWTError as exc:  # DecodeError, or InvalidTokenError for a non-string `kid`
             raise Unauthorized("malformed token") from exc
         if header.get("alg") not in self.algorithms:
             raise Unauthorized(f"token algorithm {header.get('alg')!r} is not accepted")
@@ -88,6 +141,10 @@ class TokenVerifier:
                     "require": ["exp"],
                     "verify_aud": self._audience is not None,
                     "verify_iss": self._issuer is not None,
+                    # `iat` is informational (RFC 7519 4.1.6); validity is `exp`/`nbf`. PyJWT would
+                    # refuse an `iat` a second ahead of our clock, rejecting fresh tokens whenever
+                    # the Auth Service's clock runs slightly ahead.
+                    "verify_iat": False,
                 },
             )
         except jwt.ExpiredSignatureError as exc:
@@ -102,7 +159,8 @@ class TokenVerifier:
             raise Unauthorized("token signature invalid") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise Unauthorized(f"token lacks the {exc.claim!r} claim") from exc
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
+            # Every other token problem (and key errors, which are not InvalidTokenError) is a 401.
             raise Unauthorized("invalid token") from exc
         return principal_from_claims(claims)
 

@@ -57,11 +57,13 @@ async def list_customers(
     sort_by: Annotated[CustomerSortBy, Query(alias="sortBy")] = "created_at",
     sort_order: SortOrderQuery = None,
 ) -> CustomerList:
+    # A blank `search` (an empty search box: `?search=`) means no filter, as the prototype
+    # treated it; anything else follows the search endpoint's rules (2-200 characters).
     filters = service.CustomerFilters(
         status=status_,
         type=type_,
         owner_id=owner_id,
-        search=normalize_query(search, "search") if search is not None else None,
+        search=normalize_query(search, "search") if search is not None and search.strip() else None,
     )
     order = parse_sort_order(sort_order, SortOrder.DESC)
     views, total = await service.list_customers(session, filters, paging, sort_by, order)

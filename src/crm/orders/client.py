@@ -111,6 +111,14 @@ class CircuitBreaker:
         if self._trial_in_flight:
             self.record_success()
 
+    def release_trial(self) -> None:
+        """A call that ended without a verdict (its caller went away): it proves nothing.
+
+        The failure count stays and an open circuit stays open; only the half-open slot
+        is freed, so the next caller makes the trial call instead.
+        """
+        self._trial_in_flight = False
+
 
 # --- the client ------------------------------------------------------------------------------
 
@@ -178,8 +186,8 @@ class OrderServiceClient:
                 self.breaker.record_neutral()
             raise
         except BaseException:
-            # Cancelled by our caller: not the neighbour's fault, but free the half-open slot.
-            self.breaker.record_neutral()
+            # Cancelled by our caller: neither a success nor the neighbour's fault.
+            self.breaker.release_trial()
             raise
         self.breaker.record_success()
         return page
@@ -201,7 +209,7 @@ class OrderServiceClient:
             async with self._http.stream("GET", url, params=query.params(customer_id), headers=dict(headers)) as resp:
                 if resp.status_code in (401, 403):
                     raise OrderServiceRejectedToken(
-                        f"the Order Service rejected the forwarded credentials ({resp.status_code})"
+                        f"the Order Service rejected the forwarded token ({resp.status_code})"
                     )
                 if resp.status_code in _RETRYABLE_STATUSES:
                     raise _Retryable(
@@ -214,6 +222,9 @@ class OrderServiceClient:
             raise _Retryable(
                 OrderServiceUnavailable(f"the Order Service is unreachable ({type(exc).__name__})")
             ) from exc
+        except httpx.RequestError as exc:
+            # Not a transport problem: e.g. a body that fails its declared Content-Encoding.
+            raise OrderServiceBadResponse(f"the Order Service's answer cannot be read ({type(exc).__name__})") from exc
         return _parse(body, customer_id)
 
 
@@ -241,8 +252,9 @@ def _parse(body: bytes, customer_id: UUID) -> OrdersPage:
     try:
         data: Any = json.loads(body)
         page = OrdersPage.model_validate(data)
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, ValidationError, RecursionError) as exc:
         # ValidationError is a ValueError too; either way the shape is not the documented one.
+        # RecursionError: JSON nested deeper than the parser's stack allows.
         raise OrderServiceBadResponse("the Order Service's answer is not in the documented format") from exc
     if any(order.customer_id != customer_id for order in page.orders):
         raise OrderServiceBadResponse("the Order Service returned orders of another customer")

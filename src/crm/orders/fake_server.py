@@ -11,6 +11,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from starlette.applications import Starlette
@@ -75,6 +76,25 @@ def fake_orders(customer_id: uuid.UUID, count: int) -> list[dict[str, Any]]:
     return orders
 
 
+_SORTABLE = frozenset({"created_at", "updated_at", "order_number", "status", "total_amount"})
+
+
+# Generating thousands of orders takes a noticeable fraction of a second; without this every
+# page of a large customer would pay it again, and paging through all of them (as the CRM's
+# statistics do) would overrun the CRM's timeout. A few customers' listings are kept.
+@lru_cache(maxsize=4)
+def _listing(
+    customer_id: uuid.UUID, count: int, status: str | None, sort_by: str, descending: bool
+) -> tuple[dict[str, Any], ...]:
+    orders = fake_orders(customer_id, count)
+    if status:
+        orders = [o for o in orders if o["status"] == status]
+    if sort_by in _SORTABLE:
+        key = (lambda o: Decimal(str(o[sort_by]))) if sort_by == "total_amount" else (lambda o: str(o[sort_by]))
+        orders.sort(key=key, reverse=descending)
+    return tuple(orders)
+
+
 def create_fake_app(orders_per_customer: int) -> Starlette:
     async def list_orders(request: Request) -> JSONResponse:
         q = request.query_params
@@ -84,18 +104,13 @@ def create_fake_app(orders_per_customer: int) -> Starlette:
             limit = min(100, max(1, int(q.get("limit", "10"))))
         except ValueError:
             return JSONResponse({"error": "customerId, page and limit are required"}, status_code=400)
-        orders = fake_orders(customer_id, orders_per_customer)
-        if status := q.get("status"):
-            orders = [o for o in orders if o["status"] == status]
-        sort_by = q.get("sortBy", "created_at")
-        if sort_by in {"created_at", "updated_at", "order_number", "status", "total_amount"}:
-            key = (lambda o: Decimal(str(o[sort_by]))) if sort_by == "total_amount" else (lambda o: str(o[sort_by]))
-            orders.sort(key=key, reverse=q.get("sortOrder", "DESC").upper() == "DESC")
+        descending = q.get("sortOrder", "DESC").upper() == "DESC"
+        orders = _listing(customer_id, orders_per_customer, q.get("status"), q.get("sortBy", "created_at"), descending)
         total = len(orders)
         pages = (total + limit - 1) // limit
         return JSONResponse(
             {
-                "orders": orders[(page - 1) * limit : page * limit],
+                "orders": list(orders[(page - 1) * limit : page * limit]),
                 "pagination": {
                     "total": total,
                     "page": page,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 MAX_ORDERS_PER_PAGE = 100
 # DECIMAL(10,2) upstream; anything wider is not an amount this system produces.
 _MAX_AMOUNT = Decimal("100000000000")
+_CENT = Decimal("0.01")
 
 
 class OrderStatus(StrEnum):
@@ -35,7 +36,9 @@ def _to_decimal(value: Any) -> Decimal:
         raise ValueError("must be a decimal amount") from None
     if not amount.is_finite() or abs(amount) >= _MAX_AMOUNT:
         raise ValueError("amount out of range")
-    return amount
+    # Cents, once, here: a JSON number may carry float noise (0.30000000000000004), and the
+    # amounts a client sees in the list must add up to the sums in the statistics.
+    return amount.quantize(_CENT, ROUND_HALF_UP)
 
 
 Money = Annotated[
@@ -44,6 +47,14 @@ Money = Annotated[
     # Clients get the documented form: a decimal string with two places.
     PlainSerializer(lambda d: f"{d:.2f}", return_type=str),
 ]
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    # The Order Service's dates are UTC; one without an offset must still compare with the rest.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
 
 
 class _Upstream(BaseModel):
@@ -72,8 +83,8 @@ class Order(_Upstream):
     shipping_method: str | None = Field(default=None, max_length=255)
     payment_method: str | None = Field(default=None, max_length=255)
     notes: str | None = Field(default=None, max_length=10_000)
-    created_at: datetime
-    updated_at: datetime | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime | None = None
     items: list[OrderItem] = Field(default_factory=list, max_length=10_000)
 
 

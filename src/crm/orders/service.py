@@ -108,7 +108,15 @@ async def orders_statistics(client: OrderServiceClient, customer_id: UUID, heade
                 query = OrderQuery(page=page, limit=MAX_ORDERS_PER_PAGE)
                 return await client.list_orders(customer_id, query, headers=headers, deadline=deadline)
 
-        rest = await asyncio.gather(*(fetch(p) for p in range(2, pages + 1)))
+        tasks = [asyncio.ensure_future(fetch(p)) for p in range(2, pages + 1)]
+        try:
+            rest = await asyncio.gather(*tasks)
+        finally:
+            # When one page fails, gather() leaves the others running: stop them, so no read
+            # outlives this request (nor records a late failure on the circuit breaker).
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     except OrderServiceError as exc:
         return {"available": False, "reason": exc.detail}
 

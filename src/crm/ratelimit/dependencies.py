@@ -17,10 +17,10 @@ class TooManyRequests(DomainError):
 
 def _headers(decision: Decision) -> dict[str, str]:
     # draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
-    return {
-        "RateLimit-Policy": f'"{_POLICY}";q={decision.limit};w={WINDOW_SECONDS}',
-        "RateLimit": f'"{_POLICY}";r={decision.remaining};t={decision.reset_after}',
-    }
+    headers = {"RateLimit-Policy": f'"{_POLICY}";q={decision.limit};w={WINDOW_SECONDS}'}
+    if decision.counted:  # failing open, nothing was counted: claim no remaining quota
+        headers["RateLimit"] = f'"{_POLICY}";r={decision.remaining};t={decision.reset_after}'
+    return headers
 
 
 async def rate_limit(request: Request, response: Response, principal: CurrentUser) -> None:
