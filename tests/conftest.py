@@ -9,7 +9,10 @@ exercise real, separate transactions.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,7 +41,7 @@ def _asyncpg_dsn(url: str, database: str | None = None) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """An admin URL of the PostgreSQL server the whole run uses."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
@@ -46,8 +49,12 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from crm.embedded import start_embedded
 
-    data_dir = tmp_path_factory.mktemp("embedded-pg")
-    yield start_embedded(Path(data_dir), database="postgres")
+    # Outside pytest's basetemp: pytest prunes old run folders there, which would pull the
+    # data directory from under a server that a concurrent run is still using.
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-test-pg-"))
+    # atexit runs last-in first-out: the server (registered by start_embedded) stops first.
+    atexit.register(shutil.rmtree, data_dir, True)
+    yield start_embedded(data_dir, database="postgres")
 
 
 @pytest.fixture(scope="session")
