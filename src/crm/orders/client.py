@@ -80,9 +80,10 @@ class CircuitBreaker:
     opened_at: float | None = None
     _trial_in_flight: bool = field(default=False, repr=False)
 
-    def before_call(self) -> None:
+    def before_call(self) -> bool:
+        """Raise CircuitOpen, or let the call go; True when it is the half-open trial call."""
         if self.opened_at is None:
-            return
+            return False
         remaining = self.reset_after - (time.monotonic() - self.opened_at)
         if remaining > 0 or self._trial_in_flight:
             raise CircuitOpen(
@@ -90,6 +91,7 @@ class CircuitBreaker:
                 headers={"Retry-After": str(max(1, int(remaining + 0.999)))},
             )
         self._trial_in_flight = True  # half-open: exactly one caller gets to try
+        return True
 
     def record_success(self) -> None:
         self.failures = 0
@@ -169,7 +171,7 @@ class OrderServiceClient:
         """
         if self._base_url is None:
             raise OrderServiceNotConfigured("the Order Service is not configured (ORDER_SERVICE_URL is unset)")
-        self.breaker.before_call()
+        trial = self.breaker.before_call()
         budget = (deadline - time.monotonic()) if deadline is not None else self.timeout
         try:
             if budget <= 0:
@@ -187,7 +189,8 @@ class OrderServiceClient:
             raise
         except BaseException:
             # Cancelled by our caller: neither a success nor the neighbour's fault.
-            self.breaker.release_trial()
+            if trial:
+                self.breaker.release_trial()
             raise
         self.breaker.record_success()
         return page

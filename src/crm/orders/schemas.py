@@ -49,12 +49,14 @@ Money = Annotated[
 ]
 
 
-def _utc_if_naive(value: datetime) -> datetime:
-    # The Order Service's dates are UTC; one without an offset must still compare with the rest.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _as_utc(value: datetime) -> datetime:
+    # The Order Service's dates are UTC. One sent without an offset must still compare with
+    # the others (max() of naive and aware datetimes raises), and every date the CRM relays
+    # or reports is then in one zone, as its own dates are.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _Upstream(BaseModel):
