@@ -85,9 +85,7 @@ class RedisCounter:
 
         # No client-side retries: the budget check sits on every request's path, and
         # failing open at once is cheaper than retrying a Redis that is down.
-        self._redis = Redis.from_url(
-            url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0)
-        )
+        self._redis = Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0))
         self._retry_seconds = retry_seconds
         self._monotonic = monotonic
         self._skip_until: float | None = None  # set while Redis is considered down
