@@ -9,6 +9,7 @@ exercise real, separate transactions.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import shutil
@@ -54,7 +55,20 @@ def server_url() -> Iterator[str]:
     data_dir = Path(tempfile.mkdtemp(prefix="crm-test-pg-"))
     # atexit runs last-in first-out: the server (registered by start_embedded) stops first.
     atexit.register(shutil.rmtree, data_dir, True)
-    yield start_embedded(data_dir, database="postgres")
+    url = start_embedded(data_dir, database="postgres")
+    asyncio.run(_throwaway_durability(url))
+    yield url
+
+
+async def _throwaway_durability(url: str) -> None:
+    """The test server's data is disposable: skip fsync, which makes CREATE DATABASE ~1.5x faster."""
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            await conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import uuid
+from types import FrameType
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from crm.config import ConfigurationError, Settings, get_settings
 
@@ -28,8 +31,20 @@ def _database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir)
 
 
+def _settings() -> Settings:
+    """The settings, or a one-line error (not a traceback) naming the bad variable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        typer.echo(f"error: invalid configuration: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _checked_settings() -> Settings:
-    settings = get_settings()
+    settings = _settings()
     try:
         settings.check_production()
     except ConfigurationError as exc:
@@ -58,16 +73,28 @@ def serve(
     """Apply pending migrations (under an advisory lock), then serve the API."""
     import uvicorn
 
+    from crm.auth.tokens import TokenVerifier
     from crm.migrate import upgrade
 
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal; with the default
+    # disposition that kills the process (exit -15) before atexit hooks run, so supervisors see a
+    # failure and the embedded PostgreSQL is left running. Leave through SystemExit(0) instead;
+    # installed first, so a SIGTERM during start-up (migrations) exits cleanly too.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     settings = _checked_settings()
+    try:
+        # Check the JWT setting (an unreadable PEM, algorithms that do not fit the key, an unusable
+        # dev secret) before starting anything; with no setting this also creates the dev secret
+        # once, before worker processes race to.
+        TokenVerifier(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     url = _database_url(settings)
     upgrade(url)
     # Workers are separate processes that build their own app from the environment.
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
-    if not settings.has_explicit_jwt:
-        settings.dev_jwt_secret()  # create it once, before workers race to
     uvicorn.run(
         "crm.main:create_app",
         factory=True,
@@ -81,6 +108,10 @@ def serve(
     )
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def token(
     role: Annotated[str, typer.Option(help="admin, manager or employee")],
@@ -89,9 +120,13 @@ def token(
     ttl: Annotated[str, typer.Option(help="lifetime: 900, 15m, 1h, 2d")] = "1h",
 ) -> None:
     """Print an access token in the Auth Service's format, signed with the configured secret."""
-    from crm.auth.tokens import issue_token
+    from crm.auth.tokens import ROLES, issue_token
 
-    match = _TTL.match(ttl.strip())
+    if role not in ROLES:
+        # A typo would otherwise mint a token that every route refuses with 403.
+        typer.echo(f"error: --role must be one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    match = _TTL.fullmatch(ttl.strip())
     if not match or int(match.group(1)) <= 0:
         typer.echo("error: --ttl must look like 900, 15m, 1h or 2d", err=True)
         raise typer.Exit(2)
@@ -100,7 +135,7 @@ def token(
     except ValueError:
         typer.echo("error: --user-id must be a UUID", err=True)
         raise typer.Exit(2) from None
-    settings = get_settings()
+    settings = _settings()
     try:
         value = issue_token(
             settings,
@@ -109,7 +144,7 @@ def token(
             email=email or f"{role}@example.com",
             ttl_seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)],
         )
-    except ValueError as exc:
+    except (ValueError, ConfigurationError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     sys.stdout.write(value + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("env", "log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -131,20 +132,31 @@ class Settings(BaseSettings):
         """
         path = self.data_dir / "jwt-secret"
         if path.exists():
-            return path.read_text().strip()
+            return _usable_secret(path)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(48)
         # Write-then-rename so two processes starting at once agree on one secret.
         tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        tmp.write_text(secret)
-        tmp.chmod(0o600)
+        # Created 0600 (not chmod-ed after writing): the secret is never readable by others.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
         try:
             path.hardlink_to(tmp)
         except FileExistsError:
             pass
         finally:
             tmp.unlink()
-        return path.read_text().strip()
+        return _usable_secret(path)
+
+
+def _usable_secret(path: Path) -> str:
+    # The file only ever appears complete (hard link of a written file), so a short one was
+    # edited by hand; an empty HS256 key would let anyone mint tokens, so refuse to use it.
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise ConfigurationError(f"{path} holds no usable secret (under 32 characters); delete it to generate one")
+    return secret
 
 
 @lru_cache

@@ -165,12 +165,21 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Framework errors that have a DomainError twin get the twin's `type`, so a client sees one
+# problem type per condition whoever raised it (and whatever Python calls the status).
+_HTTP_SLUGS = {
+    cls.status: (cls.slug, cls.title)
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge)
+}
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such route"
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+    slug, title = _HTTP_SLUGS.get(exc.status_code, (None, None))
+    return problem_response(exc.status_code, detail, slug=slug, title=title, headers=exc.headers)
 
 
 async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -217,7 +226,27 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ConnectionError)
 
 
+def _is_unstorable_text(exc: BaseException) -> bool:
+    """The driver could not encode a string parameter (a lone UTF-16 surrogate such as the
+    JSON escape "\\ud800", which Python's json accepts and UTF-8 cannot carry)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UnicodeEncodeError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    if _is_unstorable_text(exc):
+        # Bad input, not a server fault: the field types should refuse it first (and name the
+        # field); this keeps any text field that slips through from becoming a 500.
+        message = "text contains characters that cannot be stored (unpaired UTF-16 surrogates)"
+        return problem_response(
+            422, message, slug=ValidationFailed.slug, title=ValidationFailed.title, errors=[FieldError("body", message)]
+        )
     if not is_database_unavailable(exc):
         raise exc
     log.warning("database unavailable", error=type(exc).__name__)

@@ -8,6 +8,7 @@ without being passed around.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import Any
@@ -32,10 +33,25 @@ def _add_context(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
+# Credentials that end up inside a message (an exception echoing a header or a body, say):
+# a bearer credential, or anything shaped like a JWT (three base64url parts, `eyJ` = '{"').
+_CREDENTIAL_RE = re.compile(
+    r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]+)|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+)
+
+
 def _redact(_: Any, __: str, event: EventDict) -> EventDict:
     for key in list(event):
         if key.lower() in _SECRET_KEYS:
             event[key] = "[redacted]"
+    return event
+
+
+def _redact_credentials(_: Any, __: str, event: EventDict) -> EventDict:
+    # Runs last, after tracebacks are rendered into `exception`, so those are scrubbed too.
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = _CREDENTIAL_RE.sub("[redacted]", value)
     return event
 
 
@@ -63,6 +79,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact_credentials,
             renderer,
         ],
     )

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm.errors import PayloadTooLarge, problem_response
@@ -20,8 +21,21 @@ from crm.log import request_id_var, user_id_var
 access_log = structlog.get_logger("crm.access")
 error_log = structlog.get_logger("crm.errors")
 
-# A caller's X-Request-ID is echoed into logs and headers; accept only tame values.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# A caller's X-Request-ID is echoed into logs and headers; accept only tame values
+# (checked with fullmatch: `$` alone would also accept a trailing newline).
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a streamed body passes the limit.
+
+    An HTTPException on purpose: FastAPI turns any other exception raised while it reads
+    the body into a generic 400 ("error parsing the body"), and a chunked upload over the
+    limit must be a 413 like one that declared its Content-Length.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 class RequestContextMiddleware:
@@ -36,7 +50,7 @@ class RequestContextMiddleware:
 
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
         rid_token = request_id_var.set(request_id)
         uid_token = user_id_var.set(None)
         started = time.perf_counter()
@@ -69,6 +83,8 @@ class RequestContextMiddleware:
         finally:
             access_log.info(
                 "request",
+                # Explicit, so that anonymous requests carry `"user_id": null` rather than no key.
+                user_id=user_id_var.get(),
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
@@ -88,11 +104,16 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                    raise BodyTooLarge(limit)
             return message
 
         return wrapped
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(413, f"request body exceeds {self.max_body_bytes} bytes", slug="payload-too-large")
+        response = problem_response(
+            413,
+            f"request body exceeds {self.max_body_bytes} bytes",
+            slug=PayloadTooLarge.slug,
+            title=PayloadTooLarge.title,
+        )
         await response(scope, receive, send)
