@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm.log import request_id_var
@@ -191,8 +192,16 @@ async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, detail, slug="validation-error", title="Unprocessable Content", errors=errors)
 
 
+async def _stale_write(_: Request, exc: Exception) -> JSONResponse:
+    # Services lock rows before changing them, so this is a backstop: a concurrent writer
+    # changed the row between our read and our UPDATE ... WHERE version = :old.
+    del exc
+    return problem_response(409, "the record was changed concurrently; reload it and retry", slug="conflict")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     install_database_error_handler(app)
+    app.add_exception_handler(StaleDataError, _stale_write)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)

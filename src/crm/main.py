@@ -9,15 +9,15 @@ from typing import Any
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from crm.auth.tokens import TokenVerifier
+from crm.common.openapi import install_problem_schema, problem_doc
 from crm.config import Settings, get_settings
 from crm.contacts.router import router as contacts_router
 from crm.customers.router import router as customers_router
 from crm.db import create_engine, create_sessionmaker
-from crm.errors import install_error_handlers
+from crm.errors import install_error_handlers, problem_response
 from crm.interactions.router import router as interactions_router
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # Added last, so it is the outermost: it sees (and stamps) every response.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    install_problem_schema(app)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the process runs")
     async def health() -> dict[str, str]:
@@ -92,14 +93,19 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         "/ready",
         tags=["operations"],
         summary="Readiness: the database answers",
-        responses={503: {"description": "database unavailable"}},
+        responses={503: problem_doc("The database does not answer")},
     )
     async def ready(request: Request) -> Any:
         try:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+            return problem_response(
+                503,
+                f"the database does not answer ({type(exc).__name__})",
+                slug="not-ready",
+                headers={"Retry-After": "2"},
+            )
         return {"status": "ready", "database": "ok"}
 
     # Every /api route is rate limited per user (after authentication, which it depends on).

@@ -7,6 +7,7 @@ cost little on the hot path.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -75,6 +76,19 @@ class RequestContextMiddleware:
                 await self._too_large(scope, receive, send_with_headers)
                 return
             await self.app(scope, self._limited(receive), send_with_headers)
+        except asyncio.CancelledError:
+            # The server cancels requests still running when the shutdown grace period ends,
+            # and would answer its own plain-text 500. Say what happened instead: nothing was
+            # committed (the transaction dies with the task), so the client may retry.
+            if not response_started:
+                response = problem_response(
+                    503,
+                    "the server is shutting down; retry the request",
+                    slug="shutting-down",
+                    headers={"Retry-After": "1", "Connection": "close"},
+                )
+                await response(scope, receive, send_with_headers)
+            raise
         except Exception:  # noqa: BLE001 - the last line of defence: log it, answer a clean 500
             error_log.exception("unhandled error", method=scope["method"], path=scope["path"])
             if not response_started:

@@ -122,7 +122,7 @@ async def test_requests_fail_fast_during_outage_and_recover(
             ready = await asyncio.wait_for(http.get("/ready"), timeout=FAST)
             assert time.perf_counter() - started < FAST
             assert ready.status_code == 503
-            assert ready.json()["status"] == "unavailable"
+            assert assert_problem(ready, 503)["type"] == "urn:crm:problem:not-ready"
             health = await asyncio.wait_for(http.get("/health"), timeout=FAST)
             assert health.status_code == 200
             assert health.json() == {"status": "ok"}

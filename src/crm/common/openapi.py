@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel
 
 
@@ -23,20 +24,43 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = None
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {"application/problem+json": {}}}
+def problem_doc(description: str) -> dict[str, Any]:
+    """An error response as documented: application/problem+json with the Problem schema.
+
+    (FastAPI's `model=` would file the schema under application/json, which errors never use.)
+    """
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def install_problem_schema(app: FastAPI) -> None:
+    """Add the Problem schema to the spec's components, where problem_doc() refers to it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 ERRORS_READ: dict[int | str, dict[str, Any]] = {
-    400: _problem("Malformed request"),
-    401: _problem("Missing, malformed, expired or otherwise invalid access token"),
-    403: _problem("The caller's role may not do this"),
-    404: _problem("No such resource"),
-    422: _problem("Invalid parameter or body field (see `errors`)"),
-    503: _problem("Database unavailable"),
+    400: problem_doc("Malformed request"),
+    401: problem_doc("Missing, malformed, expired or otherwise invalid access token"),
+    403: problem_doc("The caller's role may not do this"),
+    404: problem_doc("No such resource"),
+    422: problem_doc("Invalid parameter or body field (see `errors`)"),
+    503: problem_doc("Database unavailable"),
 }
 ERRORS_WRITE: dict[int | str, dict[str, Any]] = {
     **ERRORS_READ,
-    409: _problem("Conflicts with existing data (for example a duplicate email)"),
-    413: _problem("Request body larger than 1 MiB"),
+    409: problem_doc("Conflicts with existing data (for example a duplicate email)"),
+    413: problem_doc("Request body larger than 1 MiB"),
 }

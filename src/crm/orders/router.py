@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from crm.auth.dependencies import Grant, require
-from crm.common.openapi import ERRORS_READ, Problem
+from crm.common.openapi import ERRORS_READ, problem_doc
 from crm.common.pagination import MAX_PAGE, SortOrder, SortOrderQuery, parse_sort_order
 from crm.common.responses import DecimalJSONResponse
 from crm.db import SessionMaker
@@ -28,9 +28,9 @@ router = APIRouter(prefix="/api/customers", tags=["orders"])
 OrderSortBy = Literal["created_at", "updated_at", "total_amount", "order_number", "status"]
 
 _UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
-    502: {"model": Problem, "description": "The Order Service answered garbage, 5xx, or rejected the token"},
-    503: {"model": Problem, "description": "The Order Service is not configured, unreachable, or paused"},
-    504: {"model": Problem, "description": "The Order Service did not answer within ORDER_SERVICE_TIMEOUT"},
+    502: problem_doc("The Order Service answered garbage, 5xx, or rejected the token"),
+    503: problem_doc("The Order Service is not configured, unreachable, or paused"),
+    504: problem_doc("The Order Service did not answer within ORDER_SERVICE_TIMEOUT"),
 }
 
 
