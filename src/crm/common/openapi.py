@@ -57,10 +57,15 @@ ERRORS_READ: dict[int | str, dict[str, Any]] = {
     403: problem_doc("The caller's role may not do this"),
     404: problem_doc("No such resource"),
     422: problem_doc("Invalid parameter or body field (see `errors`)"),
+    429: problem_doc("Too many requests from this user this minute (see Retry-After)"),
     503: problem_doc("Database unavailable"),
 }
 ERRORS_WRITE: dict[int | str, dict[str, Any]] = {
     **ERRORS_READ,
-    409: problem_doc("Conflicts with existing data (for example a duplicate email)"),
+    409: problem_doc(
+        "Conflicts with existing data (for example a duplicate email), or a request with the same "
+        "Idempotency-Key is still running"
+    ),
+    412: problem_doc("If-Match does not match the current ETag: nothing was changed"),
     413: problem_doc("Request body larger than 1 MiB"),
 }

@@ -13,36 +13,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import Header
+from pydantic import BaseModel
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from crm.common.concurrency import etag
 from crm.errors import Conflict, ValidationFailed
 from crm.idempotency.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
-_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """A write's answer, kept byte for byte so a replay is indistinguishable from the original."""
+
     status_code: int
     body: str
-    location: str | None = None
+    headers: dict[str, str]
 
     def response(self, *, replayed: bool = False) -> Response:
-        headers = {"Location": self.location} if self.location else {}
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
+        headers = {**self.headers, "Idempotent-Replayed": "true"} if replayed else self.headers
         return Response(self.body, status_code=self.status_code, media_type="application/json", headers=headers)
 
 
@@ -52,12 +53,22 @@ def fingerprint(method: str, path: str, payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def validate_key(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    if not _VALID_KEY.match(raw):
-        raise ValidationFailed.field(HEADER, "must be 1-255 printable ASCII characters without spaces")
-    return raw
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="Optional: 1-255 printable ASCII characters. Retrying a POST with the same key and body "
+        "within 24 h replays the first answer instead of creating a second record.",
+    ),
+]
+
+
+def created(body: BaseModel, location: str, version: int) -> Answer:
+    """The 201 answer of a create: body, Location and ETag, ready to send and to store."""
+    return Answer(201, body.model_dump_json(by_alias=True), {"Location": location, "ETag": etag(version)})
 
 
 async def run_once(
@@ -84,7 +95,7 @@ async def run_once(
     if stored is not None:
         if stored.fingerprint != print_:
             raise ValidationFailed.field(HEADER, "was already used with a different request body")
-        return Answer(stored.status_code, stored.body, stored.location).response(replayed=True)
+        return Answer(stored.status_code, stored.body, stored.headers).response(replayed=True)
 
     answer = await write()
     values = {
@@ -93,7 +104,7 @@ async def run_once(
         "fingerprint": print_,
         "status_code": answer.status_code,
         "body": answer.body,
-        "location": answer.location,
+        "headers": answer.headers,
     }
     # An expired row for the same key is overwritten: the key starts a new 24 h life.
     stmt = insert(IdempotencyKey).values(values)

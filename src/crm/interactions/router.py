@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from crm.auth.dependencies import Grant, require
 from crm.auth.permissions import Scope
+from crm.common.concurrency import IfMatchHeader, parse_if_match, set_etag
 from crm.common.dates import parse_range
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
 from crm.common.pagination import Pagination, Paging, SortOrder, SortOrderQuery, parse_sort_order
@@ -15,6 +16,8 @@ from crm.common.types import SearchText
 from crm.contacts.schemas import CustomerSummary
 from crm.customers.models import Customer
 from crm.db import Session
+from crm.idempotency import service as idempotency
+from crm.idempotency.service import IdempotencyKeyHeader
 from crm.interactions import service
 from crm.interactions.models import Interaction, InteractionType
 from crm.interactions.schemas import (
@@ -151,9 +154,14 @@ async def search_interactions(
     summary="Get an interaction with its customer's summary",
 )
 async def get_interaction(
-    interaction_id: UUID, session: Session, _: Annotated[Grant, Depends(require("interactions", "read"))]
+    interaction_id: UUID,
+    response: Response,
+    session: Session,
+    _: Annotated[Grant, Depends(require("interactions", "read"))],
 ) -> InteractionWithCustomer:
-    return _with_customer(*await service.get_with_customer(session, interaction_id))
+    interaction, customer = await service.get_with_customer(session, interaction_id)
+    set_etag(response, interaction.version)
+    return _with_customer(interaction, customer)
 
 
 @router.post(
@@ -165,13 +173,18 @@ async def get_interaction(
 )
 async def create_interaction(
     body: InteractionCreate,
-    response: Response,
+    request: Request,
     session: Session,
     grant: Annotated[Grant, Depends(require("interactions", "create"))],
-) -> InteractionOut:
-    interaction = await service.create_interaction(session, body, grant.user_id)
-    response.headers["Location"] = f"/api/interactions/{interaction.id}"
-    return InteractionOut.model_validate(interaction)
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    async def write() -> idempotency.Answer:
+        interaction = await service.create_interaction(session, body, grant.user_id)
+        location = f"/api/interactions/{interaction.id}"
+        return idempotency.created(InteractionOut.model_validate(interaction), location, interaction.version)
+
+    print_ = idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json"))
+    return await idempotency.run_once(session, grant.user_id, idempotency_key, print_, write)
 
 
 @router.put(
@@ -183,10 +196,15 @@ async def create_interaction(
 async def update_interaction(
     interaction_id: UUID,
     body: InteractionUpdate,
+    response: Response,
     session: Session,
     grant: Annotated[Grant, Depends(require("interactions", "update"))],
+    if_match: IfMatchHeader = None,
 ) -> InteractionOut:
-    interaction = await service.update_interaction(session, interaction_id, body, _author_only(grant))
+    interaction = await service.update_interaction(
+        session, interaction_id, body, _author_only(grant), parse_if_match(if_match)
+    )
+    set_etag(response, interaction.version)
     return InteractionOut.model_validate(interaction)
 
 
@@ -200,6 +218,7 @@ async def delete_interaction(
     interaction_id: UUID,
     session: Session,
     grant: Annotated[Grant, Depends(require("interactions", "delete"))],
+    if_match: IfMatchHeader = None,
 ) -> Response:
-    await service.delete_interaction(session, interaction_id, _author_only(grant))
+    await service.delete_interaction(session, interaction_id, _author_only(grant), parse_if_match(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

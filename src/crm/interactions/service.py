@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Date, UnaryExpression, cast, func, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
+from crm.common.concurrency import Precondition
 from crm.common.dates import DateRange
 from crm.common.pagination import PageParams, SortOrder
 from crm.common.search import Column, Matcher
@@ -202,9 +203,14 @@ async def create_interaction(session: AsyncSession, data: InteractionCreate, aut
 
 
 async def _locked(
-    session: AsyncSession, interaction_id: UUID, author_only: UUID | None, *, for_delete: bool = False
+    session: AsyncSession,
+    interaction_id: UUID,
+    author_only: UUID | None,
+    precondition: Precondition | None,
+    *,
+    for_delete: bool = False,
 ) -> Interaction:
-    """The interaction, row-locked, after checking that `author_only` (if given) wrote it."""
+    """The interaction, row-locked, after checking the author and the If-Match precondition."""
     stmt = select(Interaction).where(Interaction.id == interaction_id)
     # FOR NO KEY UPDATE for edits: they do not block inserts that merely reference the row.
     interaction = await session.scalar(stmt.with_for_update(key_share=not for_delete))
@@ -213,14 +219,20 @@ async def _locked(
     if author_only is not None and interaction.user_id != author_only:
         action = "delete" if for_delete else "update"
         raise Forbidden(f"you may only {action} interactions you recorded")
+    if precondition is not None:
+        precondition.check(interaction.version)
     return interaction
 
 
 async def update_interaction(
-    session: AsyncSession, interaction_id: UUID, data: InteractionUpdate, author_only: UUID | None
+    session: AsyncSession,
+    interaction_id: UUID,
+    data: InteractionUpdate,
+    author_only: UUID | None,
+    precondition: Precondition | None = None,
 ) -> Interaction:
     """Apply a partial update; `author_only` restricts it to interactions that user recorded."""
-    interaction = await _locked(session, interaction_id, author_only)
+    interaction = await _locked(session, interaction_id, author_only, precondition)
     changes = data.changes()
     new_customer = changes.pop("customer_id", None)
     if "customer_id" in data.model_fields_set and new_customer != interaction.customer_id:
@@ -236,7 +248,12 @@ async def update_interaction(
     return interaction
 
 
-async def delete_interaction(session: AsyncSession, interaction_id: UUID, author_only: UUID | None) -> None:
-    interaction = await _locked(session, interaction_id, author_only, for_delete=True)
+async def delete_interaction(
+    session: AsyncSession,
+    interaction_id: UUID,
+    author_only: UUID | None,
+    precondition: Precondition | None = None,
+) -> None:
+    interaction = await _locked(session, interaction_id, author_only, precondition, for_delete=True)
     await session.delete(interaction)
     await session.flush()
