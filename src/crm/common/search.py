@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, or_
+from sqlalchemy import ColumnElement, String, case, func, literal, or_
 from sqlalchemy.orm import QueryableAttribute
 
 from crm.errors import ValidationFailed
@@ -50,13 +50,19 @@ def digits_of(column: Column) -> ColumnElement[str]:
 
 
 class Matcher:
-    """Builds the WHERE clause and the relevance rank for one query over several columns."""
+    """Builds the WHERE clause and the relevance rank for one query over several columns.
+
+    Both sides are lowered by PostgreSQL's `lower()`, never one by Python and the other by
+    the database: the two disagree wherever the database's LC_CTYPE does (under `C`, lower()
+    folds ASCII only, so a Python-lowered "шевченко" would never equal lower('Шевченко'),
+    not even for a query typed in the stored case).
+    """
 
     def __init__(self, query: str) -> None:
-        self.lowered = query.lower()
-        escaped = escape_like(self.lowered)
-        self.prefix = escaped + "%"
-        self.contains = "%" + escaped + "%"
+        escaped = escape_like(query)
+        self.exact = func.lower(literal(query, String))
+        self.prefix = func.lower(literal(escaped + "%", String))
+        self.contains = func.lower(literal("%" + escaped + "%", String))
         self.digits = phone_digits(query)
 
     def where(self, text_columns: Sequence[Column], phone_columns: Sequence[Column] = ()) -> ColumnElement[bool]:
@@ -67,7 +73,7 @@ class Matcher:
 
     def rank(self, text_columns: Sequence[Column], phone_columns: Sequence[Column] = ()) -> ColumnElement[int]:
         """0 = some field equals the query, 1 = some field starts with it, 2 = substring only."""
-        exact = [func.lower(c) == self.lowered for c in text_columns]
+        exact = [func.lower(c) == self.exact for c in text_columns]
         prefix = [func.lower(c).like(self.prefix, escape="\\") for c in text_columns]
         if self.digits:
             exact += [digits_of(c) == self.digits for c in phone_columns]

@@ -11,6 +11,12 @@ def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL; refuse it here instead of failing in the driver.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    # Lone UTF-16 surrogates ("\ud800" is valid JSON) cannot be encoded for the database.
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return value
 
 

@@ -11,9 +11,10 @@ requests can never both see "no primary" or both promote one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
@@ -58,13 +59,16 @@ async def _flush(session: AsyncSession) -> None:
     await db_errors.flush(session, {_PRIMARY_INDEX: _primary_conflict()})
 
 
-async def _make_primary(session: AsyncSession, contacts: Sequence[Contact], chosen: Contact) -> None:
-    """Demote the current primary (flushed first: the unique index is checked per row)."""
+async def _demote_primary(session: AsyncSession, contacts: Sequence[Contact], keep: Contact | None = None) -> None:
+    """Un-mark the current primary (other than `keep`) before a new one is marked.
+
+    Flushed on its own because the partial unique index is checked row by row. Callers run it
+    before they change the new primary, so that contact is written once: a new contact is
+    inserted already primary (version 1), an updated one moves one version step per request.
+    """
     for other in contacts:
-        if other is not chosen and other.is_primary:
+        if other is not keep and other.is_primary:
             other.is_primary = False
-    await _flush(session)
-    chosen.is_primary = True
     await _flush(session)
 
 
@@ -77,64 +81,109 @@ async def _promote_oldest(session: AsyncSession, customer_id: UUID) -> None:
         await _flush(session)
 
 
-def new_contacts_for_new_customer(customer_id: UUID, items: Sequence[ContactFields]) -> list[Contact]:
-    """Contacts created together with their customer: at most one marked, else the first."""
-    marked = [i for i, item in enumerate(items) if item.is_primary]
+def _in_listed_order(now: datetime, index: int) -> datetime:
+    """created_at of the `index`-th contact one request creates.
+
+    Every row of a transaction gets the same now(), so contacts created together would tie on
+    created_at and "newest first" / "the oldest remaining becomes primary" would fall to their
+    random ids. A microsecond per position makes the order the client listed them in their age.
+    """
+    return now + timedelta(microseconds=index)
+
+
+def check_nested(entries: Sequence[ContactFields | NestedContactUpsert]) -> int | None:
+    """Validate a customer body's `contacts` before anything is written; the marked entry's position.
+
+    Runs ahead of the customer's own write, so a body that is both invalid here and conflicting
+    there (a duplicate email) gets the 422 for what the client must fix in the body.
+    """
+    marked = [i for i, entry in enumerate(entries) if entry.is_primary]
     if len(marked) > 1:
         raise ValidationFailed(
             "at most one contact may be primary",
             errors=[FieldError(f"contacts.{i}.is_primary", "only one contact may be primary") for i in marked],
         )
-    primary_index = marked[0] if marked else 0
+    errors = [
+        FieldError(f"contacts.{i}.{name}", "field required")
+        for i, entry in enumerate(entries)
+        if isinstance(entry, NestedContactUpsert) and entry.id is None
+        for name in ("first_name", "last_name")
+        if getattr(entry, name) is None
+    ]
+    if errors:
+        raise ValidationFailed("a new contact needs first_name and last_name", errors=errors)
+    return marked[0] if marked else None
+
+
+def new_contacts_for_new_customer(customer_id: UUID, items: Sequence[ContactFields], now: datetime) -> list[Contact]:
+    """Contacts created together with their customer: at most one marked, else the first."""
+    marked = check_nested(items)
+    primary_index = marked if marked is not None else 0
     return [
-        Contact(customer_id=customer_id, **item.model_dump(exclude={"is_primary"}), is_primary=i == primary_index)
+        Contact(
+            customer_id=customer_id,
+            **item.model_dump(exclude={"is_primary"}),
+            is_primary=i == primary_index,
+            created_at=_in_listed_order(now, i),
+            updated_at=now,
+        )
         for i, item in enumerate(items)
     ]
 
 
 async def upsert_nested(session: AsyncSession, customer_id: UUID, entries: Sequence[NestedContactUpsert]) -> None:
     """Apply `contacts` of a customer update. The caller holds the customer's row lock."""
-    existing = {c.id: c for c in await contacts_of(session, customer_id)}
-    marked = [i for i, e in enumerate(entries) if e.is_primary]
-    if len(marked) > 1:
-        raise ValidationFailed(
-            "at most one contact may be primary",
-            errors=[FieldError(f"contacts.{i}.is_primary", "only one contact may be primary") for i in marked],
-        )
-    chosen: Contact | None = None
-    created: list[Contact] = []
+    marked = check_nested(entries)
+    siblings = await contacts_of(session, customer_id)
+    existing = {c.id: c for c in siblings}
+    for i, entry in enumerate(entries):
+        if entry.id is None:
+            continue
+        contact = existing.get(entry.id)
+        if contact is None:
+            raise ValidationFailed.field(f"contacts.{i}.id", "is not a contact of this customer")
+        # Un-marking the primary is fine only when the same request marks its successor.
+        if entry.is_primary is False and contact.is_primary and marked is None:
+            raise ValidationFailed.field(
+                f"contacts.{i}.is_primary", "make another contact primary instead of un-marking this one"
+            )
+
+    # Who is primary afterwards: the marked entry; else, if the customer has none yet, the first
+    # new contact (or, repairing a customer left without one, the oldest, as a delete would
+    # promote); else the current primary stays.
+    current = next((c for c in siblings if c.is_primary), None)
+    new_positions = [i for i, entry in enumerate(entries) if entry.id is None]
+    chosen: Contact | int | None = None  # an existing contact, or the position of a new one
+    if marked is not None:
+        marked_id = entries[marked].id
+        chosen = existing[marked_id] if marked_id is not None else marked
+    elif current is None:
+        chosen = new_positions[0] if new_positions else (siblings[-1] if siblings else None)
+    if chosen is not None and chosen is not current:
+        await _demote_primary(session, siblings)
+
+    now = await session.scalar(select(func.now())) if new_positions else None
     for i, entry in enumerate(entries):
         changes = entry.changes()
         changes.pop("id", None)
-        wants_primary = changes.pop("is_primary", None)
+        changes.pop("is_primary", None)
         if entry.id is not None:
-            contact = existing.get(entry.id)
-            if contact is None:
-                raise ValidationFailed.field(f"contacts.{i}.id", "is not a contact of this customer")
-            if wants_primary is False and contact.is_primary:
-                raise ValidationFailed.field(
-                    f"contacts.{i}.is_primary", "make another contact primary instead of un-marking this one"
-                )
+            contact = existing[entry.id]
             for name, value in changes.items():
                 setattr(contact, name, value)
         else:
-            missing = [f for f in ("first_name", "last_name") if changes.get(f) is None]
-            if missing:
-                raise ValidationFailed(
-                    "a new contact needs first_name and last_name",
-                    errors=[FieldError(f"contacts.{i}.{f}", "field required") for f in missing],
-                )
-            contact = Contact(customer_id=customer_id, is_primary=False, **changes)
+            assert now is not None
+            contact = Contact(
+                customer_id=customer_id,
+                is_primary=i == chosen,
+                created_at=_in_listed_order(now, new_positions.index(i)),
+                updated_at=now,
+                **changes,
+            )
             session.add(contact)
-            created.append(contact)
-        if wants_primary:
-            chosen = contact
+    if isinstance(chosen, Contact):
+        chosen.is_primary = True
     await _flush(session)
-    everyone = [*existing.values(), *created]
-    if chosen is None and everyone and not any(c.is_primary for c in everyone):
-        chosen = created[0] if created else everyone[0]
-    if chosen is not None and not chosen.is_primary:
-        await _make_primary(session, everyone, chosen)
 
 
 # --- the contacts endpoints ---
@@ -167,11 +216,12 @@ async def list_for_customer(session: AsyncSession, customer_id: UUID) -> list[Co
 async def create_contact(session: AsyncSession, data: ContactCreate) -> Contact:
     await lock_customer(session, data.customer_id)
     siblings = await contacts_of(session, data.customer_id)
-    contact = Contact(**data.model_dump(exclude={"is_primary"}), is_primary=False)
+    primary = data.is_primary or not siblings  # a customer's first contact is its primary
+    if primary:
+        await _demote_primary(session, siblings)
+    contact = Contact(**data.model_dump(exclude={"is_primary"}), is_primary=primary)
     session.add(contact)
     await _flush(session)
-    if data.is_primary or not siblings:
-        await _make_primary(session, siblings, contact)
     return contact
 
 
@@ -197,18 +247,21 @@ async def update_contact(session: AsyncSession, contact_id: UUID, data: ContactU
     wants_primary = changes.pop("is_primary", None)
     if wants_primary is False and contact.is_primary:
         raise ValidationFailed.field("is_primary", "make another contact primary instead of un-marking this one")
+    if wants_primary and not contact.is_primary:
+        await _demote_primary(session, siblings, keep=contact)
+        contact.is_primary = True
     for name, value in changes.items():
         setattr(contact, name, value)
     await _flush(session)
-    if wants_primary and not contact.is_primary:
-        await _make_primary(session, siblings, contact)
     return contact
 
 
 async def set_primary(session: AsyncSession, contact_id: UUID) -> Contact:
     contact, siblings = await _locked_contact(session, contact_id)
-    if not contact.is_primary:
-        await _make_primary(session, siblings, contact)
+    if not contact.is_primary:  # idempotent: the primary stays as it is, version included
+        await _demote_primary(session, siblings, keep=contact)
+        contact.is_primary = True
+        await _flush(session)
     return contact
 
 

@@ -142,11 +142,12 @@ async def _with_contacts(session: AsyncSession, customer: Customer) -> CustomerV
 
 
 async def create_customer(session: AsyncSession, data: CustomerCreate, creator_id: UUID) -> CustomerView:
+    contacts.check_nested(data.contacts)
     fields = data.model_dump(exclude={"contacts", "owner_id"})
     customer = Customer(**fields, owner_id=data.owner_id or creator_id)
     session.add(customer)
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
-    new_contacts = contacts.new_contacts_for_new_customer(customer.id, data.contacts)
+    new_contacts = contacts.new_contacts_for_new_customer(customer.id, data.contacts, customer.created_at)
     session.add_all(new_contacts)
     await db_errors.flush(session, {})
     return await _with_contacts(session, customer)
@@ -157,6 +158,8 @@ async def update_customer(session: AsyncSession, customer_id: UUID, data: Custom
     changes = data.changes()
     nested = data.contacts if "contacts" in changes else None
     changes.pop("contacts", None)
+    if nested:
+        contacts.check_nested(nested)
     for name, value in changes.items():
         setattr(customer, name, value.value if hasattr(value, "value") else value)
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
