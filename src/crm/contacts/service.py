@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
+from crm.common.concurrency import Precondition
 from crm.common.search import Column, Matcher
 from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactCreate, ContactFields, ContactUpdate, NestedContactUpsert
@@ -225,8 +226,10 @@ async def create_contact(session: AsyncSession, data: ContactCreate) -> Contact:
     return contact
 
 
-async def _locked_contact(session: AsyncSession, contact_id: UUID) -> tuple[Contact, list[Contact]]:
-    """The contact and its siblings, with the owning customer's row locked."""
+async def _locked_contact(
+    session: AsyncSession, contact_id: UUID, precondition: Precondition | None = None
+) -> tuple[Contact, list[Contact]]:
+    """The contact and its siblings, with the owning customer's row locked, If-Match checked."""
     customer_id = await session.scalar(select(Contact.customer_id).where(Contact.id == contact_id))
     if customer_id is None:
         raise NotFound(f"contact {contact_id} not found")
@@ -234,12 +237,16 @@ async def _locked_contact(session: AsyncSession, contact_id: UUID) -> tuple[Cont
     siblings = await contacts_of(session, customer_id)
     for contact in siblings:
         if contact.id == contact_id:
+            if precondition is not None:
+                precondition.check(contact.version)
             return contact, siblings
     raise NotFound(f"contact {contact_id} not found")  # deleted between the two reads
 
 
-async def update_contact(session: AsyncSession, contact_id: UUID, data: ContactUpdate) -> Contact:
-    contact, siblings = await _locked_contact(session, contact_id)
+async def update_contact(
+    session: AsyncSession, contact_id: UUID, data: ContactUpdate, precondition: Precondition | None = None
+) -> Contact:
+    contact, siblings = await _locked_contact(session, contact_id, precondition)
     changes = data.changes()
     new_customer = changes.pop("customer_id", None)
     if "customer_id" in data.model_fields_set and new_customer != contact.customer_id:
@@ -256,8 +263,8 @@ async def update_contact(session: AsyncSession, contact_id: UUID, data: ContactU
     return contact
 
 
-async def set_primary(session: AsyncSession, contact_id: UUID) -> Contact:
-    contact, siblings = await _locked_contact(session, contact_id)
+async def set_primary(session: AsyncSession, contact_id: UUID, precondition: Precondition | None = None) -> Contact:
+    contact, siblings = await _locked_contact(session, contact_id, precondition)
     if not contact.is_primary:  # idempotent: the primary stays as it is, version included
         await _demote_primary(session, siblings, keep=contact)
         contact.is_primary = True
@@ -265,8 +272,8 @@ async def set_primary(session: AsyncSession, contact_id: UUID) -> Contact:
     return contact
 
 
-async def delete_contact(session: AsyncSession, contact_id: UUID) -> None:
-    contact, _ = await _locked_contact(session, contact_id)
+async def delete_contact(session: AsyncSession, contact_id: UUID, precondition: Precondition | None = None) -> None:
+    contact, _ = await _locked_contact(session, contact_id, precondition)
     was_primary = contact.is_primary
     await session.delete(contact)
     await _flush(session)

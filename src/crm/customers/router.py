@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from crm.auth.dependencies import Grant, require
+from crm.common.concurrency import IfMatchHeader, parse_if_match, set_etag
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
 from crm.common.pagination import Pagination, Paging, SortOrder, SortOrderQuery, parse_sort_order
 from crm.common.search import normalize_query
@@ -22,6 +23,8 @@ from crm.customers.schemas import (
     Segments,
 )
 from crm.db import Session
+from crm.idempotency import service as idempotency
+from crm.idempotency.service import IdempotencyKeyHeader
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -93,9 +96,15 @@ async def segments(session: Session, _: Annotated[Grant, Depends(require("custom
 
 @router.get("/{customer_id}", response_model=CustomerDetail, responses=ERRORS_READ, summary="Get a customer")
 async def get_customer(
-    customer_id: UUID, session: Session, _: Annotated[Grant, Depends(require("customers", "read"))]
+    customer_id: UUID,
+    response: Response,
+    session: Session,
+    _: Annotated[Grant, Depends(require("customers", "read"))],
 ) -> CustomerDetail:
-    return _detail(await service.get_customer(session, customer_id))
+    view = await service.get_customer(session, customer_id)
+    # The ETag covers the customer's own fields; each contact carries its own version.
+    set_etag(response, view.customer.version)
+    return _detail(view)
 
 
 @router.post(
@@ -107,13 +116,18 @@ async def get_customer(
 )
 async def create_customer(
     body: CustomerCreate,
-    response: Response,
+    request: Request,
     session: Session,
     grant: Annotated[Grant, Depends(require("customers", "create"))],
-) -> CustomerDetail:
-    view = await service.create_customer(session, body, grant.user_id)
-    response.headers["Location"] = f"/api/customers/{view.customer.id}"
-    return _detail(view)
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    async def write() -> idempotency.Answer:
+        view = await service.create_customer(session, body, grant.user_id)
+        location = f"/api/customers/{view.customer.id}"
+        return idempotency.created(_detail(view), location, view.customer.version)
+
+    print_ = idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json"))
+    return await idempotency.run_once(session, grant.user_id, idempotency_key, print_, write)
 
 
 @router.put(
@@ -122,10 +136,14 @@ async def create_customer(
 async def update_customer(
     customer_id: UUID,
     body: CustomerUpdate,
+    response: Response,
     session: Session,
     _: Annotated[Grant, Depends(require("customers", "update"))],
+    if_match: IfMatchHeader = None,
 ) -> CustomerDetail:
-    return _detail(await service.update_customer(session, customer_id, body))
+    view = await service.update_customer(session, customer_id, body, parse_if_match(if_match))
+    set_etag(response, view.customer.version)
+    return _detail(view)
 
 
 @router.delete(
@@ -135,7 +153,10 @@ async def update_customer(
     summary="Delete a customer with its contacts and interactions",
 )
 async def delete_customer(
-    customer_id: UUID, session: Session, _: Annotated[Grant, Depends(require("customers", "delete"))]
+    customer_id: UUID,
+    session: Session,
+    _: Annotated[Grant, Depends(require("customers", "delete"))],
+    if_match: IfMatchHeader = None,
 ) -> Response:
-    await service.delete_customer(session, customer_id)
+    await service.delete_customer(session, customer_id, parse_if_match(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

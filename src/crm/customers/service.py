@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
+from crm.common.concurrency import Precondition
 from crm.common.pagination import PageParams, SortOrder
 from crm.common.search import Column, Matcher
 from crm.contacts import service as contacts
@@ -153,8 +154,12 @@ async def create_customer(session: AsyncSession, data: CustomerCreate, creator_i
     return await _with_contacts(session, customer)
 
 
-async def update_customer(session: AsyncSession, customer_id: UUID, data: CustomerUpdate) -> CustomerView:
+async def update_customer(
+    session: AsyncSession, customer_id: UUID, data: CustomerUpdate, precondition: Precondition | None = None
+) -> CustomerView:
     customer = await contacts.lock_customer(session, customer_id)
+    if precondition is not None:
+        precondition.check(customer.version)
     changes = data.changes()
     nested = data.contacts if "contacts" in changes else None
     changes.pop("contacts", None)
@@ -168,8 +173,10 @@ async def update_customer(session: AsyncSession, customer_id: UUID, data: Custom
     return await _with_contacts(session, customer)
 
 
-async def delete_customer(session: AsyncSession, customer_id: UUID) -> None:
+async def delete_customer(session: AsyncSession, customer_id: UUID, precondition: Precondition | None = None) -> None:
     customer = await contacts.lock_customer(session, customer_id)
+    if precondition is not None:
+        precondition.check(customer.version)
     # Contacts and interactions go with it through ON DELETE CASCADE.
     await session.delete(customer)
     await session.flush()
