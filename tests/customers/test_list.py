@@ -144,6 +144,7 @@ async def test_filtered_total_counts_only_matches(client: httpx.AsyncClient, adm
     for i in range(7):
         await create_customer(client, admin, status="prospect" if i % 2 else "lead")
     body = await _list(client, admin, status="prospect", limit=2)
+    assert isinstance(body["pagination"].pop("nextCursor"), str)
     assert body["pagination"] == {
         "total": 3,
         "page": 1,
@@ -219,6 +220,8 @@ async def test_pages_never_repeat_or_skip_on_ties(
     seen: list[str] = []
     for page in range(1, 6):
         body = await _list(client, admin, sortBy=sort_by, sortOrder=order, page=page, limit=limit)
+        assert ("nextCursor" in body["pagination"]) == (page < 5)
+        body["pagination"].pop("nextCursor", None)
         assert body["pagination"] == {
             "total": 23,
             "page": page,
@@ -233,6 +236,19 @@ async def test_pages_never_repeat_or_skip_on_ties(
     assert len(seen) == len(set(seen)) == 23
     assert set(seen) == {str(i) for i in ids}
     assert seen == _expected_order(rows, ids, sort_by, order)
+
+    # The same walk by cursor visits the same rows in the same order, NULLs and ties included.
+    by_cursor: list[str] = []
+    body = await _list(client, admin, sortBy=sort_by, sortOrder=order, limit=limit)
+    by_cursor += [c["id"] for c in body["customers"]]
+    while "nextCursor" in body["pagination"]:
+        body = await _list(
+            client, admin, sortBy=sort_by, sortOrder=order, limit=limit, cursor=body["pagination"]["nextCursor"]
+        )
+        assert body["pagination"]["page"] is None
+        assert body["pagination"]["total"] == 23
+        by_cursor += [c["id"] for c in body["customers"]]
+    assert by_cursor == seen
 
 
 async def test_ties_in_one_transaction_are_broken_by_id(

@@ -1,7 +1,15 @@
-"""Offset pagination as the rest of the system speaks it: `page`, `limit`, and the envelope."""
+"""Pagination as the rest of the system speaks it (`page`, `limit`, the envelope), plus cursors.
+
+Offset pages cost more the deeper they go; a cursor (`pagination.nextCursor`, passed back
+as `cursor`) continues after the last row seen, so every page costs the same as the first.
+Cursors are opaque to clients: base64url JSON naming the order they were made for.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -20,13 +28,43 @@ class SortOrder(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the previous page ended: the sort it was made for, and its last row's key."""
+
+    sort_by: str
+    order: str
+    value: Any  # the last row's sort value, JSON-encoded (dates as ISO strings)
+    id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.sort_by, self.order, self.value, self.id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        from crm.errors import ValidationFailed
+
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            sort_by, order, value, id_ = json.loads(raw)
+            if not (isinstance(sort_by, str) and isinstance(order, str) and isinstance(id_, str)):
+                raise TypeError
+            if value is not None and not isinstance(value, str):
+                raise TypeError
+        except (binascii.Error, ValueError, TypeError):
+            raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
+        return cls(sort_by, order, value, id_)
+
+
+@dataclass(frozen=True, slots=True)
 class PageParams:
     page: int
     limit: int
+    cursor: Cursor | None = None
 
     @property
     def offset(self) -> int:
-        return (self.page - 1) * self.limit
+        return 0 if self.cursor is not None else (self.page - 1) * self.limit
 
 
 def _page_params(
@@ -34,6 +72,25 @@ def _page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 10,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)
+
+
+def _cursor_page_params(
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number (ignored with `cursor`)")] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 10,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=2048,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="`pagination.nextCursor` of the previous answer: continue after it (instead of `page`)",
+        ),
+    ] = None,
+) -> PageParams:
+    return PageParams(page=page, limit=limit, cursor=Cursor.decode(cursor) if cursor is not None else None)
+
+
+# For lists that also accept `cursor` (keyset pagination).
+CursorPaging = Annotated[PageParams, Depends(_cursor_page_params)]
 
 
 Paging = Annotated[PageParams, Depends(_page_params)]
@@ -61,15 +118,32 @@ class Pagination(BaseModel):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     total: int
-    page: int
+    page: int | None = Field(description="null when the page was asked for by `cursor`")
     limit: int
     total_pages: int = Field(alias="totalPages")
     has_next: bool = Field(alias="hasNext")
     has_prev: bool = Field(alias="hasPrev")
+    # Left out of the answer when there is no next page (and on lists without cursors).
+    next_cursor: str | None = Field(
+        default=None,
+        alias="nextCursor",
+        exclude_if=lambda value: value is None,
+        description="pass as `cursor` for the next page (lists that support it)",
+    )
 
     @classmethod
-    def of(cls, params: PageParams, total: int) -> Pagination:
+    def of(cls, params: PageParams, total: int, next_cursor: str | None = None) -> Pagination:
         pages = (total + params.limit - 1) // params.limit
+        if params.cursor is not None:
+            return cls(
+                total=total,
+                page=None,
+                limit=params.limit,
+                total_pages=pages,
+                has_next=next_cursor is not None,
+                has_prev=True,
+                next_cursor=next_cursor,
+            )
         return cls(
             total=total,
             page=params.page,
@@ -77,6 +151,7 @@ class Pagination(BaseModel):
             total_pages=pages,
             has_next=params.page < pages,
             has_prev=params.page > 1,
+            next_cursor=next_cursor,
         )
 
 

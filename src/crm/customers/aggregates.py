@@ -9,7 +9,8 @@ The trigger and the rebuild function are defined in the migration
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, SmallInteger, String
+from sqlalchemy import BigInteger, SmallInteger, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.db import Base
@@ -25,3 +26,23 @@ class CustomerSegmentCount(Base):
     type: Mapped[str] = mapped_column(String(16), primary_key=True)
     slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+async def segment_counts(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(status, type or "unspecified", count) for every pair that has customers."""
+    rows = await session.execute(
+        select(CustomerSegmentCount.status, CustomerSegmentCount.type, func.sum(CustomerSegmentCount.n))
+        .group_by(CustomerSegmentCount.status, CustomerSegmentCount.type)
+        .having(func.sum(CustomerSegmentCount.n) != 0)
+    )
+    return [(status, type_, int(count)) for status, type_, count in rows]
+
+
+async def count_customers(session: AsyncSession, status: str | None, type_: str | None) -> int:
+    """How many customers have this status and type (None: any), without touching `customers`."""
+    stmt = select(func.coalesce(func.sum(CustomerSegmentCount.n), 0))
+    if status is not None:
+        stmt = stmt.where(CustomerSegmentCount.status == status)
+    if type_ is not None:
+        stmt = stmt.where(CustomerSegmentCount.type == type_)
+    return int(await session.scalar(stmt) or 0)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from crm.auth.dependencies import Grant, require
 from crm.common.concurrency import IfMatchHeader, parse_if_match, set_etag
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
-from crm.common.pagination import Pagination, Paging, SortOrder, SortOrderQuery, parse_sort_order
+from crm.common.pagination import CursorPaging, Pagination, SortOrder, SortOrderQuery, parse_sort_order
 from crm.common.search import normalize_query
 from crm.common.types import SearchText
 from crm.contacts.schemas import ContactOut
@@ -52,7 +52,7 @@ def _detail(view: service.CustomerView) -> CustomerDetail:
 async def list_customers(
     session: Session,
     _: Annotated[Grant, Depends(require("customers", "read"))],
-    paging: Paging,
+    paging: CursorPaging,
     status_: Annotated[CustomerStatus | None, Query(alias="status")] = None,
     type_: Annotated[CustomerType | None, Query(alias="type")] = None,
     owner_id: Annotated[UUID | None, Query(alias="ownerId")] = None,
@@ -69,8 +69,8 @@ async def list_customers(
         search=normalize_query(search, "search") if search is not None and search.strip() else None,
     )
     order = parse_sort_order(sort_order, SortOrder.DESC)
-    views, total = await service.list_customers(session, filters, paging, sort_by, order)
-    return CustomerList(customers=[_item(v) for v in views], pagination=Pagination.of(paging, total))
+    views, total, next_cursor = await service.list_customers(session, filters, paging, sort_by, order)
+    return CustomerList(customers=[_item(v) for v in views], pagination=Pagination.of(paging, total, next_cursor))
 
 
 @router.get(

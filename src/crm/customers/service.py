@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
 from crm.common.concurrency import Precondition
-from crm.common.pagination import PageParams, SortOrder
+from crm.common.pagination import Cursor, PageParams, SortOrder
 from crm.common.search import Column, Matcher
 from crm.contacts import service as contacts
 from crm.contacts.models import Contact
+from crm.customers import aggregates
 from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerUpdate
-from crm.errors import Conflict, NotFound
+from crm.errors import Conflict, NotFound, ValidationFailed
 
 SORTABLE = {
     "created_at": Customer.created_at,
@@ -28,6 +30,9 @@ SORTABLE = {
     "status": Customer.status,
     "type": Customer.type,
 }
+
+_TIMESTAMPS = frozenset({"created_at", "updated_at"})
+_NULLABLE = frozenset({"email", "company_name", "type"})
 
 _EMAIL_INDEX = "uq_customers_email_lower"
 
@@ -79,19 +84,75 @@ def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
     return where
 
 
+async def _total(session: AsyncSession, filters: CustomerFilters, where: list[ColumnElement[bool]]) -> int:
+    if filters.owner_id is None and filters.search is None:
+        # Status/type filters only: the maintained counters answer without counting rows.
+        return await aggregates.count_customers(
+            session,
+            filters.status.value if filters.status else None,
+            filters.type.value if filters.type else None,
+        )
+    return await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+
+
+def _after(cursor: Cursor, sort_by: str, order: SortOrder) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's row in (sort column, id) order, NULLs placed as PostgreSQL does."""
+    if cursor.sort_by != sort_by or cursor.order != order.value:
+        raise ValidationFailed.field("cursor", f"was issued for sortBy={cursor.sort_by} sortOrder={cursor.order}")
+    column = SORTABLE[sort_by]
+    try:
+        last_id = UUID(cursor.id)
+        value: object = cursor.value
+        if value is not None and sort_by in _TIMESTAMPS:
+            value = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
+    ascending = order is SortOrder.ASC
+    if value is None:
+        if sort_by not in _NULLABLE:
+            raise ValidationFailed.field("cursor", "is not a cursor this service issued")
+        # NULLs sort last ascending, first descending.
+        tail = column.is_(None) & (Customer.id > last_id if ascending else Customer.id < last_id)
+        return tail if ascending else or_(tail, column.is_not(None))
+    if sort_by not in _NULLABLE:
+        # A row comparison walks the (column, id) index directly.
+        return (
+            tuple_(column, Customer.id) > (value, last_id)
+            if ascending
+            else tuple_(column, Customer.id)
+            < (
+                value,
+                last_id,
+            )
+        )
+    same = (column == value) & (Customer.id > last_id if ascending else Customer.id < last_id)
+    beyond = or_(column > value, column.is_(None)) if ascending else column < value
+    return or_(beyond, same)
+
+
+def _cursor_of(customer: Customer, sort_by: str, order: SortOrder) -> str:
+    value = getattr(customer, sort_by)
+    encoded = value.isoformat() if isinstance(value, datetime) else value
+    return Cursor(sort_by, order.value, encoded, str(customer.id)).encode()
+
+
 async def list_customers(
     session: AsyncSession, filters: CustomerFilters, page: PageParams, sort_by: str, order: SortOrder
-) -> tuple[list[CustomerView], int]:
+) -> tuple[list[CustomerView], int, str | None]:
+    """A page of customers, the total, and the cursor of the next page (None on the last one)."""
     where = _filtered(filters)
-    total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+    total = await _total(session, filters, where)
     column = SORTABLE[sort_by]
-    # Ties broken by id in the same direction, so offset pages never repeat or skip a row.
+    # Ties broken by id in the same direction, so pages never repeat or skip a row.
     ordering = (column.asc(), Customer.id.asc()) if order is SortOrder.ASC else (column.desc(), Customer.id.desc())
-    rows = list(
-        await session.scalars(select(Customer).where(*where).order_by(*ordering).offset(page.offset).limit(page.limit))
-    )
+    if page.cursor is not None:
+        where.append(_after(page.cursor, sort_by, order))
+    stmt = select(Customer).where(*where).order_by(*ordering).offset(page.offset).limit(page.limit + 1)
+    rows = list(await session.scalars(stmt))
+    next_cursor = _cursor_of(rows[page.limit - 1], sort_by, order) if len(rows) > page.limit else None
+    rows = rows[: page.limit]
     primaries = await contacts.primaries_of(session, [c.id for c in rows])
-    return [CustomerView(c, primaries.get(c.id), []) for c in rows], total
+    return [CustomerView(c, primaries.get(c.id), []) for c in rows], total, next_cursor
 
 
 async def search_customers(session: AsyncSession, query: str, limit: int) -> list[CustomerView]:
@@ -110,11 +171,8 @@ async def search_customers(session: AsyncSession, query: str, limit: int) -> lis
 
 
 async def segments(session: AsyncSession) -> dict[str, object]:
-    rows = (
-        await session.execute(
-            select(Customer.status, Customer.type, func.count()).group_by(Customer.status, Customer.type)
-        )
-    ).all()
+    # Read from the trigger-maintained counters: a few rows, however many customers there are.
+    rows = await aggregates.segment_counts(session)
     types = [t.value for t in CustomerType] + ["unspecified"]
     by_status = {s.value: 0 for s in CustomerStatus}
     by_type = dict.fromkeys(types, 0)
