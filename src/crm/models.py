@@ -5,7 +5,7 @@ from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
 from crm.db import Base
 from crm.idempotency.models import IdempotencyKey
-from crm.interactions.aggregates import InteractionDailyCount
+from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction
 
 __all__ = [
@@ -16,4 +16,6 @@ __all__ = [
     "IdempotencyKey",
     "Interaction",
     "InteractionDailyCount",
+    "InteractionDayCount",
+    "InteractionUserCount",
 ]

@@ -1,21 +1,30 @@
-"""Interactions per UTC day, type and user, maintained by a trigger in the same transaction.
+"""Interaction counts maintained by triggers in the same transaction as each write.
 
-Statistics over the whole data set read these roll-ups (one row per day, type and user)
-instead of scanning millions of interactions; only the partial days at the edges of a
-date-time range are counted from the interactions table itself.
-The trigger and the rebuild function are defined in the migration
-(`2026-11-26-1545_maintained_aggregates`).
+Statistics over the whole data set read these small tables instead of scanning millions
+of interactions; only the partial UTC days at the edges of a date-time range are counted
+from `interactions` itself (through its date index). Three shapes, each for one question:
+
+- interaction_daily_counts (day, type, user_id): one user's figures, or any range's byUser;
+- interaction_day_counts (day, type): byDate / byType / total for everyone;
+- interaction_user_counts (user_id): all-time byUser.
+
+The triggers and the rebuild function are in the migration `2026-11-26-1545_maintained_aggregates`.
+Rows whose count fell back to zero stay (the trigger only adds deltas); readers skip them.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Date, String
+from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
+from crm.common.dates import DateRange
 from crm.db import Base
 
 
@@ -26,3 +35,120 @@ class InteractionDailyCount(Base):
     type: Mapped[str] = mapped_column(String(16), primary_key=True)
     user_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_interaction_daily_counts_user_id_day", "user_id", "day"),)
+
+
+class InteractionDayCount(Base):
+    __tablename__ = "interaction_day_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class InteractionUserCount(Base):
+    __tablename__ = "interaction_user_counts"
+
+    user_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass
+class Tally:
+    by_type: Counter[str] = field(default_factory=Counter)
+    by_date: Counter[str] = field(default_factory=Counter)
+    by_user: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Tally) -> None:
+        self.by_type.update(other.by_type)
+        self.by_date.update(other.by_date)
+        self.by_user.update(other.by_user)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A date-time range cut into whole UTC days (served by the roll-ups) and edge pieces."""
+
+    first_day: date | None  # inclusive; None = unbounded
+    end_day: date | None  # exclusive; None = unbounded
+    edges: tuple[DateRange, ...]  # partial days, counted from the interactions table
+
+    @property
+    def has_whole_days(self) -> bool:
+        return self.first_day is None or self.end_day is None or self.first_day < self.end_day
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def split(dates: DateRange) -> Split:
+    start = dates.start.astimezone(UTC) if dates.start else None
+    end = dates.end.astimezone(UTC) if dates.end else None
+    first_day = end_day = None
+    edges: list[DateRange] = []
+    if start is not None:
+        first_day = start.date() if start == _midnight(start.date()) else start.date() + timedelta(days=1)
+    if end is not None:
+        end_day = end.date()
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        # No whole day inside: the range is one piece of raw rows.
+        return Split(first_day, first_day, (DateRange(start, end),))
+    if start is not None and first_day is not None and start < _midnight(first_day):
+        edges.append(DateRange(start, _midnight(first_day)))
+    if end is not None and end_day is not None and end > _midnight(end_day):
+        edges.append(DateRange(_midnight(end_day), end))
+    return Split(first_day, end_day, tuple(edges))
+
+
+def _day_range(column: ColumnElement[date] | Mapped[date], whole: Split) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if whole.first_day is not None:
+        where.append(column >= whole.first_day)
+    if whole.end_day is not None:
+        where.append(column < whole.end_day)
+    return where
+
+
+async def whole_days(session: AsyncSession, whole: Split, user_id: UUID | None) -> Tally:
+    """Counts over the whole UTC days of `whole`, from the roll-ups only."""
+    tally = Tally()
+    if not whole.has_whole_days:
+        return tally
+    if user_id is not None:
+        daily = InteractionDailyCount
+        rows = await session.execute(
+            select(daily.day, daily.type, daily.n).where(
+                daily.user_id == user_id, daily.n != 0, *_day_range(daily.day, whole)
+            )
+        )
+        for day, type_, n in rows:
+            tally.by_type[type_] += n
+            tally.by_date[day.isoformat()] += n
+            tally.by_user[str(user_id)] += n
+        return tally
+
+    days = InteractionDayCount
+    by_day_type = await session.execute(
+        select(days.day, days.type, days.n).where(days.n != 0, *_day_range(days.day, whole))
+    )
+    for day, type_, n in by_day_type:
+        tally.by_type[type_] += n
+        tally.by_date[day.isoformat()] += n
+
+    if whole.first_day is None and whole.end_day is None:
+        users = await session.execute(
+            select(InteractionUserCount.user_id, InteractionUserCount.n).where(InteractionUserCount.n != 0)
+        )
+    else:
+        daily = InteractionDailyCount
+        users = await session.execute(
+            select(daily.user_id, func.sum(daily.n))
+            .where(*_day_range(daily.day, whole))
+            .group_by(daily.user_id)
+            .having(func.sum(daily.n) != 0)
+        )
+    for user, n in users:
+        tally.by_user[str(user)] += int(n)
+    return tally

@@ -1,4 +1,4 @@
-"""maintained aggregates: customer segment counts and daily interaction roll-ups
+"""maintained aggregates: customer segment counts and interaction roll-ups (by day/type/user, day/type, user)
 
 Both tables are kept exact by row triggers that run in the writing transaction, so a
 reader sees counts consistent with the rows it can see, under any concurrency.
@@ -45,7 +45,13 @@ CREATE FUNCTION crm_bump_daily(p_date timestamptz, p_type text, p_user uuid, p_d
 LANGUAGE sql AS $$
     INSERT INTO interaction_daily_counts AS d (day, type, user_id, n)
     VALUES ((p_date AT TIME ZONE 'UTC')::date, p_type, p_user, p_delta)
-    ON CONFLICT (day, type, user_id) DO UPDATE SET n = d.n + excluded.n
+    ON CONFLICT (day, type, user_id) DO UPDATE SET n = d.n + excluded.n;
+    INSERT INTO interaction_day_counts AS d (day, type, n)
+    VALUES ((p_date AT TIME ZONE 'UTC')::date, p_type, p_delta)
+    ON CONFLICT (day, type) DO UPDATE SET n = d.n + excluded.n;
+    INSERT INTO interaction_user_counts AS u (user_id, n)
+    VALUES (p_user, p_delta)
+    ON CONFLICT (user_id) DO UPDATE SET n = u.n + excluded.n;
 $$;
 --;;
 CREATE FUNCTION crm_interactions_daily_trg() RETURNS trigger
@@ -72,6 +78,12 @@ BEGIN
     DELETE FROM interaction_daily_counts;
     INSERT INTO interaction_daily_counts (day, type, user_id, n)
         SELECT (date AT TIME ZONE 'UTC')::date, type, user_id, count(*) FROM interactions GROUP BY 1, 2, 3;
+    DELETE FROM interaction_day_counts;
+    INSERT INTO interaction_day_counts (day, type, n)
+        SELECT day, type, sum(n) FROM interaction_daily_counts GROUP BY 1, 2;
+    DELETE FROM interaction_user_counts;
+    INSERT INTO interaction_user_counts (user_id, n)
+        SELECT user_id, sum(n) FROM interaction_daily_counts GROUP BY 1;
 END
 $$;
 --;;
@@ -113,6 +125,20 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("day", "type", "user_id", name=op.f("pk_interaction_daily_counts")),
     )
+    op.create_index("ix_interaction_daily_counts_user_id_day", "interaction_daily_counts", ["user_id", "day"])
+    op.create_table(
+        "interaction_day_counts",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "type", name=op.f("pk_interaction_day_counts")),
+    )
+    op.create_table(
+        "interaction_user_counts",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_interaction_user_counts")),
+    )
     for statement in FUNCTIONS.split("--;;"):
         if statement.strip():
             op.execute(statement)
@@ -130,5 +156,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION crm_bump_daily(timestamptz, text, uuid, bigint)")
     op.execute("DROP FUNCTION crm_customers_segments_trg()")
     op.execute("DROP FUNCTION crm_bump_segment(text, text, bigint)")
+    op.drop_table("interaction_user_counts")
+    op.drop_table("interaction_day_counts")
+    op.drop_index("ix_interaction_daily_counts_user_id_day", table_name="interaction_daily_counts")
     op.drop_table("interaction_daily_counts")
     op.drop_table("customer_segment_counts")
