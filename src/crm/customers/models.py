@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, Index, String, Text, func
+from sqlalchemy import CheckConstraint, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -29,6 +30,14 @@ def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
+SORT_INDEXED = ("updated_at", "first_name", "last_name", "email", "company_name", "status", "type")
+
+
+def search_text_of(*columns: Any) -> Any:
+    """The text a customer is searched by, exactly as the trigram index is built over it."""
+    return func.crm_customer_search_text(*(text(c) if isinstance(c, str) else c for c in columns))
+
+
 class Customer(TimestampedVersioned, Base):
     __tablename__ = "customers"
 
@@ -52,8 +61,18 @@ class Customer(TimestampedVersioned, Base):
         CheckConstraint(_in("type", CustomerType), name="type"),
         # Emails are unique ignoring case; the index also serves exact email look-ups.
         Index("uq_customers_email_lower", func.lower(email), unique=True),
-        # Default list order (created_at DESC, id) and the usual filters.
+        # Every allowed sortBy walks an index in (column, id) order, for offset and cursor pages.
         Index("ix_customers_created_at_id", "created_at", "id"),
-        Index("ix_customers_status_type", "status", "type"),
+        *(Index(f"ix_customers_{c}_id", c, "id") for c in SORT_INDEXED),
+        Index("ix_customers_status_type_id", "status", "type", "id"),
         Index("ix_customers_owner_id", "owner_id"),
+        # Within a search relevance tier, results are ordered by name.
+        Index("ix_customers_last_name_first_name_id", "last_name", "first_name", "id"),
+        # Substring and typo-tolerant search (see the 2026-11-26-1630 migration for the function).
+        Index(
+            "ix_customers_search_trgm",
+            search_text_of("first_name", "last_name", "email", "company_name", "tax_id", "phone"),
+            postgresql_using="gin",
+            postgresql_ops={"crm_customer_search_text": "gin_trgm_ops"},
+        ),
     )

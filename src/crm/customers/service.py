@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, String, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
@@ -16,7 +16,7 @@ from crm.common.search import Column, Matcher
 from crm.contacts import service as contacts
 from crm.contacts.models import Contact
 from crm.customers import aggregates
-from crm.customers.models import Customer, CustomerStatus, CustomerType
+from crm.customers.models import Customer, CustomerStatus, CustomerType, search_text_of
 from crm.customers.schemas import CustomerCreate, CustomerUpdate
 from crm.errors import Conflict, NotFound, ValidationFailed
 
@@ -80,7 +80,8 @@ def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
     if filters.owner_id is not None:
         where.append(Customer.owner_id == filters.owner_id)
     if filters.search is not None:
-        where.append(Matcher(filters.search).where(*_search_columns()))
+        matcher = Matcher(filters.search)
+        where += [matcher.prefilter(_document()), matcher.where(*_search_columns())]
     return where
 
 
@@ -155,19 +156,60 @@ async def list_customers(
     return [CustomerView(c, primaries.get(c.id), []) for c in rows], total, next_cursor
 
 
+def _document() -> ColumnElement[str]:
+    document: ColumnElement[str] = search_text_of(
+        Customer.first_name, Customer.last_name, Customer.email, Customer.company_name, Customer.tax_id, Customer.phone
+    )
+    return document
+
+
+# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match:
+# "Petrneko" vs "Petrenko" scores about 0.55.
+TYPO_THRESHOLD = 0.4
+
+
 async def search_customers(session: AsyncSession, query: str, limit: int) -> list[CustomerView]:
+    """Exact matches first, then prefix, then substring; by name within a tier; typos last.
+
+    Each tier is its own query over the trigram-indexed candidates, ordered by name and
+    stopped at `limit`, so a common fragment ("енко") costs a short index walk instead of
+    ranking half the table. Only when no tier finds anything does a typo-tolerant pass run.
+    """
     matcher = Matcher(query)
     text_columns, phones = _search_columns()
-    rows = list(
-        await session.scalars(
-            select(Customer)
-            .where(matcher.where(text_columns, phones))
-            .order_by(matcher.rank(text_columns, phones), Customer.last_name, Customer.first_name, Customer.id)
-            .limit(limit)
-        )
+    candidates = select(Customer).where(matcher.prefilter(_document()))
+    by_name = (Customer.last_name, Customer.first_name, Customer.id)
+    found: list[Customer] = []
+    tiers = (
+        matcher.exact_or_prefix(text_columns, phones, exact_only=True),
+        matcher.exact_or_prefix(text_columns, phones),
+        matcher.where(text_columns, phones),
     )
-    primaries = await contacts.primaries_of(session, [c.id for c in rows])
-    return [CustomerView(c, primaries.get(c.id), []) for c in rows]
+    for condition in tiers:
+        stmt = candidates.where(condition)
+        if found:
+            stmt = stmt.where(Customer.id.not_in([c.id for c in found]))
+        found += list(await session.scalars(stmt.order_by(*by_name).limit(limit - len(found))))
+        if len(found) >= limit:
+            break
+    if not found:
+        found = await _typo_tolerant(session, query, limit)
+    primaries = await contacts.primaries_of(session, [c.id for c in found])
+    return [CustomerView(c, primaries.get(c.id), []) for c in found]
+
+
+async def _typo_tolerant(session: AsyncSession, query: str, limit: int) -> list[Customer]:
+    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first."""
+    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
+    lowered = func.lower(literal(query, String))
+    document = _document()
+    stmt = (
+        select(Customer)
+        .where(lowered.op("<%")(document))
+        .order_by(func.word_similarity(lowered, document).desc(), Customer.last_name, Customer.first_name, Customer.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
 
 
 async def segments(session: AsyncSession) -> dict[str, object]:
