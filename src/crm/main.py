@@ -78,7 +78,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
         )
     # Added last, so it is the outermost: it sees (and stamps) every response.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -27,13 +27,14 @@ def set_etag(response: Response, version: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Precondition:
-    """A parsed If-Match: `*` (any current version) or a set of strong version tags."""
+    """A parsed If-Match: `*` (any current version) or the opaque parts of its strong tags."""
 
     any_version: bool
-    versions: frozenset[int]
+    tags: frozenset[str]
 
     def check(self, current: int) -> None:
-        if self.any_version or current in self.versions:
+        # Strong comparison is of the opaque strings (RFC 9110 8.8.3.2), so `"01"` is not `"1"`.
+        if self.any_version or str(current) in self.tags:
             return
         raise PreconditionFailed(
             f"the resource changed: its current ETag is {etag(current)}; reload it and retry",
@@ -46,14 +47,15 @@ def parse_if_match(value: str | None) -> Precondition | None:
         return None
     if value.strip() == "*":
         return Precondition(True, frozenset())
-    versions: set[int] = set()
+    tags: set[str] = set()
     for part in value.split(","):
         match = _TAG.fullmatch(part)
         # RFC 9110 13.1.1: If-Match uses strong comparison, so weak tags never match;
-        # neither does anything that is not one of our tags. Both end as 412.
-        if match and not match.group(1) and match.group(2).isdigit() and len(match.group(2)) < 12:
-            versions.add(int(match.group(2)))
-    return Precondition(False, frozenset(versions))
+        # neither does anything that is not one of our tags. Both end as 412. The tag is
+        # kept as text, never converted: int() of a Latin-1 "digit" such as "\xb2" raises.
+        if match and not match.group(1):
+            tags.add(match.group(2))
+    return Precondition(False, frozenset(tags))
 
 
 IfMatchHeader = Annotated[

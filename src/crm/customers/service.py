@@ -270,6 +270,11 @@ async def update_customer(
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
     if nested:
         await contacts.upsert_nested(session, customer.id, nested)
+        # The customer's representation includes its contacts, so its ETag must move too:
+        # touching the row bumps the version, and a second writer with the old tag gets 412.
+        customer.updated_at = func.now()
+        await session.flush()
+        await session.refresh(customer, ["updated_at"])
     return await _with_contacts(session, customer)
 
 

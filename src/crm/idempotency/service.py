@@ -7,6 +7,9 @@ Protocol, all inside the request's one transaction:
    different -> 422;
 3. otherwise run the write and store its answer; both commit together or not at all, so a
    failed or rolled-back attempt leaves no key behind and can simply be retried.
+
+Storing a key also deletes a bounded batch of expired ones, so the table stays about one
+day's worth of keys without a scheduler.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from uuid import UUID
 
 from fastapi import Header
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -32,6 +35,8 @@ from crm.idempotency.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
+# Expired keys deleted per stored key: more than one, so the sweep outpaces any arrival rate.
+SWEEP_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,7 @@ async def run_once(
         return Answer(stored.status_code, stored.body, stored.headers).response(replayed=True)
 
     answer = await write()
+    await _sweep_expired(session)
     values = {
         "user_id": user_id,
         "key": key,
@@ -117,7 +123,18 @@ async def run_once(
     return answer.response()
 
 
+async def _sweep_expired(session: AsyncSession) -> None:
+    # SKIP LOCKED: rows another transaction is sweeping (or re-using) are left to it, never waited on.
+    expired = (
+        select(IdempotencyKey.user_id, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at <= func.now() - RETENTION)
+        .limit(SWEEP_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(IdempotencyKey).where(tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_(expired)))
+
+
 async def purge_expired(session: AsyncSession) -> int:
-    """Delete keys past retention (run by `crm purge-idempotency-keys` or a scheduler)."""
+    """Delete every key past retention at once (for an operator; writes sweep in batches anyway)."""
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= func.now() - RETENTION))
     return int(getattr(result, "rowcount", 0) or 0)
