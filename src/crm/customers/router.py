@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from crm.auth.dependencies import Grant, require
-from crm.common.concurrency import IfMatchHeader, parse_if_match, set_etag
+from crm.common.concurrency import IfMatchHeader, etag, parse_if_match, set_etag
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
 from crm.common.pagination import CursorPaging, Pagination, SortOrder, SortOrderQuery, parse_sort_order
 from crm.common.search import normalize_query
@@ -19,6 +19,7 @@ from crm.customers.schemas import (
     CustomerDetail,
     CustomerList,
     CustomerListItem,
+    CustomerOut,
     CustomerUpdate,
     Segments,
 )
@@ -40,12 +41,10 @@ def _item(view: service.CustomerView) -> CustomerListItem:
 
 
 def _detail(view: service.CustomerView) -> CustomerDetail:
-    item = _item(view)
-    return CustomerDetail(
-        **item.model_dump(exclude={"primary_contact"}),
-        primary_contact=item.primary_contact,
-        contacts=[ContactOut.model_validate(c) for c in view.contacts],
-    )
+    contacts = [ContactOut.model_validate(c) for c in view.contacts]
+    primary = next((c for c in contacts if c.is_primary), None)
+    base = {k: getattr(view.customer, k) for k in CustomerOut.model_fields}
+    return CustomerDetail(**base, primary_contact=primary, contacts=contacts)
 
 
 @router.get("", response_model=CustomerList, responses=ERRORS_READ, summary="List customers")
@@ -97,14 +96,18 @@ async def segments(session: Session, _: Annotated[Grant, Depends(require("custom
 @router.get("/{customer_id}", response_model=CustomerDetail, responses=ERRORS_READ, summary="Get a customer")
 async def get_customer(
     customer_id: UUID,
-    response: Response,
     session: Session,
     _: Annotated[Grant, Depends(require("customers", "read"))],
-) -> CustomerDetail:
+) -> Response:
     view = await service.get_customer(session, customer_id)
-    # The ETag covers the customer's own fields; each contact carries its own version.
-    set_etag(response, view.customer.version)
-    return _detail(view)
+    # The ETag is the customer's version: it moves with every change made through the customer
+    # (its fields, or contacts sent with it); contacts changed on their own carry their own.
+    # Serialised here, once: returning the model would have FastAPI validate it a second time.
+    return Response(
+        _detail(view).model_dump_json(by_alias=True),
+        media_type="application/json",
+        headers={"ETag": etag(view.customer.version)},
+    )
 
 
 @router.post(

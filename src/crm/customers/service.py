@@ -230,10 +230,20 @@ async def segments(session: AsyncSession) -> dict[str, object]:
 
 
 async def get_customer(session: AsyncSession, customer_id: UUID) -> CustomerView:
-    customer = await session.get(Customer, customer_id)
-    if customer is None:
+    # One round trip for the customer and its contacts (the hottest read of the service).
+    stmt = (
+        select(Customer, Contact)
+        .outerjoin(Contact, Contact.customer_id == Customer.id)
+        .where(Customer.id == customer_id)
+        # Primary first, then newest, as contacts.ordered() does.
+        .order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
         raise NotFound(f"customer {customer_id} not found")
-    return await _with_contacts(session, customer)
+    contact_list = [contact for _, contact in rows if contact is not None]
+    primary = contact_list[0] if contact_list and contact_list[0].is_primary else None
+    return CustomerView(rows[0][0], primary, contact_list)
 
 
 async def _with_contacts(session: AsyncSession, customer: Customer) -> CustomerView:
