@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt migrate token clean
+.PHONY: run test fuzz lint fmt migrate token clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -20,6 +20,13 @@ run: $(STAMP)
 ## Run the whole test suite against a real PostgreSQL (embedded unless TEST_DATABASE_URL is set).
 test: $(STAMP)
 	$(BIN)/pytest
+
+## A long property-based fuzz of the whole API from its OpenAPI document (tests/test_fuzz.py; a few
+## minutes). `make test` runs a short, fixed-seed pass of the same. Each run draws a new seed and
+## prints it; CRM_FUZZ_SEED=<seed> replays a run, CRM_FUZZ_EXAMPLES sets the examples per operation.
+fuzz: $(STAMP)
+	@seed=$${CRM_FUZZ_SEED:-$$(date +%s)}; echo "fuzzing with CRM_FUZZ_SEED=$$seed"; \
+	CRM_FUZZ_SEED=$$seed CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q tests/test_fuzz.py
 
 ## ruff, mypy --strict, and a check that the models and the migrations agree.
 lint: $(STAMP)

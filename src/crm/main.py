@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # A trailing slash is a 404 problem like any unknown path, not a 307 to a URL built
+        # from the caller's Host header.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
@@ -93,7 +96,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     install_error_handlers(app)
     install_problem_schema(app)
 
-    @app.get("/health", tags=["operations"], summary="Liveness: the process runs")
+    # The middleware can refuse any request before routing: document it on these routes too.
+    refused: dict[int | str, dict[str, Any]] = {
+        413: problem_doc("Request body larger than 1 MiB"),
+        431: problem_doc("Request headers larger than 16 KiB in all"),
+    }
+
+    @app.get("/health", tags=["operations"], summary="Liveness: the process runs", responses=refused)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -101,7 +110,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         "/ready",
         tags=["operations"],
         summary="Readiness: the database answers",
-        responses={503: problem_doc("The database does not answer")},
+        responses={**refused, 503: problem_doc("The database does not answer")},
     )
     async def ready(request: Request) -> Any:
         try:

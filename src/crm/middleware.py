@@ -26,6 +26,11 @@ error_log = structlog.get_logger("crm.errors")
 # (checked with fullmatch: `$` alone would also accept a trailing newline).
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
+# All request header names and values together. uvicorn's default parser (httptools) sets no
+# limit at all, so without this a 64 KiB cookie or an 8 MiB bearer token reaches the handlers.
+# 16 KiB is what h11, Node and common proxies allow; real clients stay far below it.
+MAX_HEADER_BYTES = 16 * 1024
+
 
 class BodyTooLarge(HTTPException):
     """Raised from `receive` when a streamed body passes the limit.
@@ -40,9 +45,10 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +77,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+                await self._headers_too_large(scope, receive, send_with_headers)
+                return
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_headers)
@@ -122,6 +131,14 @@ class RequestContextMiddleware:
             return message
 
         return wrapped
+
+    async def _headers_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            431,
+            f"request headers exceed {self.max_header_bytes} bytes",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(

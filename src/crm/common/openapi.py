@@ -58,6 +58,7 @@ ERRORS_READ: dict[int | str, dict[str, Any]] = {
     404: problem_doc("No such resource"),
     422: problem_doc("Invalid parameter or body field (see `errors`)"),
     429: problem_doc("Too many requests from this user this minute (see Retry-After)"),
+    431: problem_doc("Request headers larger than 16 KiB in all"),
     503: problem_doc("Database unavailable"),
 }
 ERRORS_WRITE: dict[int | str, dict[str, Any]] = {

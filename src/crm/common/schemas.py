@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import re
+from datetime import datetime
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _mentions(annotation: Any, target: type) -> bool:
+    """Whether a field's type is `target`, possibly optional or annotated (`Annotated[T, ...] | None`)."""
+    if annotation is target:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _mentions(get_args(annotation)[0], target)
+    if origin is Union or origin is UnionType:
+        return any(_mentions(arg, target) for arg in get_args(annotation))
+    return False  # a container of `target` (list[bool]) is validated item by item, as pydantic does
 
 
 class RequestBody(BaseModel):
     """A client-supplied body: unknown and read-only fields are errors, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _documented_json_types(cls, value: Any, info: Any) -> Any:
+        # pydantic's lax mode takes more than the spec documents: 0, 1 or "yes" for a boolean,
+        # a number of seconds since 1970 for a date-time. A client that sends those has a bug.
+        if value is None or info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if not isinstance(value, bool) and _mentions(annotation, bool):
+            raise ValueError("must be true or false")
+        if (not isinstance(value, str) or _NUMBER.fullmatch(value)) and _mentions(annotation, datetime):
+            raise ValueError("must be an ISO 8601 date-time")
+        return value
 
 
 class PatchBody(RequestBody):
@@ -20,6 +51,25 @@ class PatchBody(RequestBody):
     """
 
     _required: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        # Every field is `X | None` so that "absent" can be told from "sent"; the spec must not
+        # offer `null` for the `_required` ones, which refuse it.
+        json_schema = handler(core_schema)
+        properties = handler.resolve_ref_schema(json_schema).get("properties", {})
+        for name in cls._required:
+            prop = properties.get(name)
+            if prop is None or "anyOf" not in prop:
+                continue
+            options = [option for option in prop.pop("anyOf") if option != {"type": "null"}]
+            if prop.get("default", ...) is None:
+                del prop["default"]
+            if len(options) == 1:
+                prop.update(options[0])
+            else:
+                prop["anyOf"] = options
+        return json_schema
 
     @field_validator("*", mode="before")
     @classmethod
