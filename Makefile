@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test fuzz lint fmt migrate token clean
+.PHONY: run test fuzz bench lint fmt migrate token clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -29,6 +29,11 @@ fuzz: $(STAMP)
 	CRM_FUZZ_SEED=$$seed CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q tests/test_fuzz.py
 
 ## ruff, mypy --strict, and a check that the models and the migrations agree.
+## Load 1M customers once (into ./.crm-bench), then measure the service and a bare baseline with wrk.
+## Not part of CI; writes bench/results/<date>.md. Options: make bench BENCH_ARGS="--duration 30".
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests

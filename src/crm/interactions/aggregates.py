@@ -130,12 +130,18 @@ async def whole_days(session: AsyncSession, whole: Split, user_id: UUID | None) 
         return tally
 
     days = InteractionDayCount
-    by_day_type = await session.execute(
-        select(days.day, days.type, days.n).where(days.n != 0, *_day_range(days.day, whole))
+    # Summed in SQL: a few thousand (day, type) rows become one row per day and per type,
+    # so the Python side handles ~1,100 rows for three years instead of ~5,500.
+    in_range = _day_range(days.day, whole)
+    per_day = await session.execute(
+        select(func.to_char(days.day, "YYYY-MM-DD"), func.sum(days.n))
+        .where(*in_range)
+        .group_by(days.day)
+        .having(func.sum(days.n) != 0)
     )
-    for day, type_, n in by_day_type:
-        tally.by_type[type_] += n
-        tally.by_date[day.isoformat()] += n
+    tally.by_date.update({day: int(n) for day, n in per_day})
+    per_type = await session.execute(select(days.type, func.sum(days.n)).where(*in_range).group_by(days.type))
+    tally.by_type.update({type_: int(n) for type_, n in per_type})
 
     if whole.first_day is None and whole.end_day is None:
         users = await session.execute(
