@@ -75,10 +75,7 @@ async def prepare_data(url: str, customers: int, env: dict[str, str]) -> dict[st
     conn = await asyncpg.connect(url)
     try:
         ids = [str(r[0]) for r in await conn.fetch("SELECT id FROM customers TABLESAMPLE SYSTEM (1) LIMIT 20000")]
-        sizes = {
-            t: await conn.fetchval(f"SELECT count(*) FROM {t}")
-            for t in ("customers", "contacts", "interactions")
-        }
+        sizes = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("customers", "contacts", "interactions")}
     finally:
         await conn.close()
     return {"ids": ids, "sizes": sizes}
@@ -113,6 +110,20 @@ class RssSampler(threading.Thread):
                     self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss)
             except psutil.Error:
                 pass
+
+
+def drain(base: str, timeout: float = 60) -> None:
+    """Wait until the server answers /ready quickly again, so one case's backlog never leaks into the next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"{base}/ready", timeout=5) as resp:  # noqa: S310 - loopback only
+                if resp.status == 200 and time.perf_counter() - started < 0.02:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
 
 
 def run_wrk(wrk: str, base: str, script: str, env: dict[str, str], duration: int, connections: int) -> dict[str, Any]:
@@ -234,6 +245,7 @@ def main() -> int:
         sampler = RssSampler(service.pid)
         sampler.start()
         for name, base, script, extra in cases:
+            drain(base if "baseline" not in name else service_base)
             env_case = {**common, **extra}
             run_wrk(wrk, base, script, env_case, 3, args.connections)  # warm-up
             results[name] = run_wrk(wrk, base, script, env_case, args.duration, args.connections)

@@ -82,21 +82,6 @@ class Matcher:
             clauses.append(document.like("%" + self.digits + "%"))
         return or_(*clauses)
 
-    def exact_or_prefix(
-        self, text_columns: Sequence[Column], phone_columns: Sequence[Column] = (), *, exact_only: bool = False
-    ) -> ColumnElement[bool]:
-        """The rows of relevance tier 0 (exact_only) or of tiers 0 and 1."""
-        pattern = self.exact if exact_only else self.prefix
-        clauses = [
-            func.lower(c) == pattern if exact_only else func.lower(c).like(pattern, escape="\\") for c in text_columns
-        ]
-        if self.digits:
-            clauses += [
-                digits_of(c) == self.digits if exact_only else digits_of(c).like(self.digits + "%")
-                for c in phone_columns
-            ]
-        return or_(*clauses)
-
     def rank(self, text_columns: Sequence[Column], phone_columns: Sequence[Column] = ()) -> ColumnElement[int]:
         """0 = some field equals the query, 1 = some field starts with it, 2 = substring only."""
         exact = [func.lower(c) == self.exact for c in text_columns]

@@ -171,27 +171,18 @@ TYPO_THRESHOLD = 0.4
 async def search_customers(session: AsyncSession, query: str, limit: int) -> list[CustomerView]:
     """Exact matches first, then prefix, then substring; by name within a tier; typos last.
 
-    Each tier is its own query over the trigram-indexed candidates, ordered by name and
-    stopped at `limit`, so a common fragment ("енко") costs a short index walk instead of
-    ranking half the table. Only when no tier finds anything does a typo-tolerant pass run.
+    One pass over the trigram-indexed candidates ranks them all (a top-N sort, no full
+    sort); only when nothing matches literally does the typo-tolerant pass run.
     """
     matcher = Matcher(query)
     text_columns, phones = _search_columns()
-    candidates = select(Customer).where(matcher.prefilter(_document()))
-    by_name = (Customer.last_name, Customer.first_name, Customer.id)
-    found: list[Customer] = []
-    tiers = (
-        matcher.exact_or_prefix(text_columns, phones, exact_only=True),
-        matcher.exact_or_prefix(text_columns, phones),
-        matcher.where(text_columns, phones),
+    stmt = (
+        select(Customer)
+        .where(matcher.prefilter(_document()), matcher.where(text_columns, phones))
+        .order_by(matcher.rank(text_columns, phones), Customer.last_name, Customer.first_name, Customer.id)
+        .limit(limit)
     )
-    for condition in tiers:
-        stmt = candidates.where(condition)
-        if found:
-            stmt = stmt.where(Customer.id.not_in([c.id for c in found]))
-        found += list(await session.scalars(stmt.order_by(*by_name).limit(limit - len(found))))
-        if len(found) >= limit:
-            break
+    found = list(await session.scalars(stmt))
     if not found:
         found = await _typo_tolerant(session, query, limit)
     primaries = await contacts.primaries_of(session, [c.id for c in found])
