@@ -109,3 +109,20 @@ def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
 # For handlers that also call other services: they open short sessions themselves, so
 # no pooled connection is held while waiting on the network.
 SessionMaker = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
+
+
+async def _read_connection(request: Request) -> AsyncIterator[Any]:
+    """A pooled asyncpg connection in autocommit, for single-statement reads on hot paths.
+
+    No BEGIN/COMMIT round trips and no ORM: one statement is its own consistent snapshot.
+    Only for reads that are one statement; anything else uses `Session`.
+    """
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        raw = await conn.get_raw_connection()
+        yield raw.driver_connection
+
+
+# The driver's (asyncpg) connection itself: see _read_connection.
+ReadConnection = Annotated[Any, Depends(_read_connection, scope="function")]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -232,7 +233,14 @@ def is_database_unavailable(exc: BaseException) -> bool:
         ):
             return True
         return isinstance(cause, OSError | ConnectionError) or "connection" in type(cause).__name__.lower()
-    return isinstance(exc, OSError | ConnectionError)
+    # Raw driver errors, from the hot read paths that use the asyncpg connection directly.
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and (
+        sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    ):
+        return True
+    lost = isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
+    return lost or isinstance(exc, OSError | ConnectionError | asyncpg.PostgresConnectionError)
 
 
 def _is_unstorable_text(exc: BaseException) -> bool:
@@ -270,5 +278,5 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
 def install_database_error_handler(app: FastAPI) -> None:
     import sqlalchemy.exc as sa_exc
 
-    for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError):
+    for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         app.add_exception_handler(exc_type, _database_error)

@@ -126,6 +126,9 @@ async def test_requests_fail_fast_during_outage_and_recover(
             health = await asyncio.wait_for(http.get("/health"), timeout=FAST)
             assert health.status_code == 200
             assert health.json() == {"status": "ok"}
+            # The hot read path (driver connection, no ORM) fails the same clean way.
+            read = await asyncio.wait_for(http.get(f"/api/customers/{locked['id']}", headers=headers), timeout=FAST)
+            assert_problem(read, 503)
             await asyncio.sleep(0.5)
 
             phase = "starting"

@@ -23,7 +23,7 @@ from crm.customers.schemas import (
     CustomerUpdate,
     Segments,
 )
-from crm.db import Session
+from crm.db import ReadConnection, Session
 from crm.idempotency import service as idempotency
 from crm.idempotency.service import IdempotencyKeyHeader
 
@@ -96,17 +96,17 @@ async def segments(session: Session, _: Annotated[Grant, Depends(require("custom
 @router.get("/{customer_id}", response_model=CustomerDetail, responses=ERRORS_READ, summary="Get a customer")
 async def get_customer(
     customer_id: UUID,
-    session: Session,
+    connection: ReadConnection,
     _: Annotated[Grant, Depends(require("customers", "read"))],
 ) -> Response:
-    view = await service.get_customer(session, customer_id)
+    data = await service.read_customer(connection, customer_id)
     # The ETag is the customer's version: it moves with every change made through the customer
     # (its fields, or contacts sent with it); contacts changed on their own carry their own.
     # Serialised here, once: returning the model would have FastAPI validate it a second time.
     return Response(
-        _detail(view).model_dump_json(by_alias=True),
+        CustomerDetail.model_validate(data).model_dump_json(by_alias=True),
         media_type="application/json",
-        headers={"ETag": etag(view.customer.version)},
+        headers={"ETag": etag(data["version"])},
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, String, func, literal, or_, select, text, tuple_
@@ -218,6 +219,40 @@ async def segments(session: AsyncSession) -> dict[str, object]:
         by_type[type_key] += count
         by_both[status][type_key] += count
     return {"total": total, "byStatus": by_status, "byType": by_type, "byStatusAndType": by_both}
+
+
+# The customer and its contacts (primary first, then newest) in one statement, for the
+# hottest read of the service; columns as in CustomerOut / ContactOut.
+_CUSTOMER_BY_ID = """
+SELECT c.id, c.first_name, c.last_name, c.email, c.phone, c.company_name, c.tax_id, c.address, c.city,
+       c.postal_code, c.country, c.status, c.type, c.notes, c.owner_id, c.version, c.created_at, c.updated_at,
+       k.id AS k_id, k.customer_id AS k_customer_id, k.first_name AS k_first_name, k.last_name AS k_last_name,
+       k.position AS k_position, k.email AS k_email, k.phone AS k_phone, k.is_primary AS k_is_primary,
+       k.version AS k_version, k.created_at AS k_created_at, k.updated_at AS k_updated_at
+FROM customers c LEFT JOIN contacts k ON k.customer_id = c.id
+WHERE c.id = $1
+ORDER BY k.is_primary DESC, k.created_at DESC, k.id DESC
+"""
+_CUSTOMER_FIELDS = (
+    "id", "first_name", "last_name", "email", "phone", "company_name", "tax_id", "address", "city",
+    "postal_code", "country", "status", "type", "notes", "owner_id", "version", "created_at", "updated_at",
+)  # fmt: skip
+_CONTACT_FIELDS = (
+    "id", "customer_id", "first_name", "last_name", "position", "email", "phone", "is_primary",
+    "version", "created_at", "updated_at",
+)  # fmt: skip
+
+
+async def read_customer(connection: Any, customer_id: UUID) -> dict[str, Any]:
+    """GET /api/customers/:id as plain data, read with one statement on the driver connection."""
+    rows = await connection.fetch(_CUSTOMER_BY_ID, customer_id)
+    if not rows:
+        raise NotFound(f"customer {customer_id} not found")
+    customer = {name: rows[0][name] for name in _CUSTOMER_FIELDS}
+    contact_rows = [{name: row["k_" + name] for name in _CONTACT_FIELDS} for row in rows if row["k_id"] is not None]
+    customer["contacts"] = contact_rows
+    customer["primary_contact"] = contact_rows[0] if contact_rows and contact_rows[0]["is_primary"] else None
+    return customer
 
 
 async def get_customer(session: AsyncSession, customer_id: UUID) -> CustomerView:
