@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -15,6 +17,8 @@ from crm.config import ConfigurationError, Settings
 from crm.errors import ServiceUnavailable, Unauthorized
 
 ROLES = ("admin", "manager", "employee")
+# Distinct live tokens remembered per process (a few hundred bytes each).
+_VERIFIED_CACHE_SIZE = 10_000
 
 _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
@@ -52,6 +56,7 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._jwks: jwt.PyJWKClient | None = None
         self._key: Any
         if settings.jwt_jwks_url:
@@ -122,6 +127,27 @@ class TokenVerifier:
             raise Unauthorized("malformed token") from exc
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal; 401 (or 503 for an unusable JWKS) when it is not acceptable.
+
+        With a static key (secret or PEM) a verified token is remembered until its `exp`: the
+        same bearer token arrives on every request of a session, and its signature and claims
+        cannot change. Not with a JWKS, where a key withdrawn from the set must stop working.
+        """
+        if self._jwks is None:
+            remembered = self._verified.get(token)
+            if remembered is not None:
+                principal, valid_until = remembered
+                if time.time() < valid_until:
+                    return principal
+                del self._verified[token]
+        principal, expires = await self._verify(token)
+        if self._jwks is None:
+            self._verified[token] = (principal, expires + self._leeway)
+            if len(self._verified) > _VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)  # oldest first: bounded memory
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:  # DecodeError, or InvalidTokenError for a non-string `kid`
@@ -162,7 +188,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             # Every other token problem (and key errors, which are not InvalidTokenError) is a 401.
             raise Unauthorized("invalid token") from exc
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -195,7 +221,6 @@ def issue_token(
     token_type: str = "access",  # noqa: S107 - a claim value, not a password
 ) -> str:
     """Mint a token in the Auth Service's format, signed with the configured HS256 secret."""
-    import time
     import uuid
 
     if settings.jwt_public_key or settings.jwt_jwks_url:
