@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from types import UnionType
@@ -36,12 +37,19 @@ class RequestBody(BaseModel):
         # a number of seconds since 1970 for a date-time. A client that sends those has a bug.
         if value is None or info.field_name is None:
             return value
-        annotation = cls.model_fields[info.field_name].annotation
-        if not isinstance(value, bool) and _mentions(annotation, bool):
+        is_bool, is_datetime = _strict_kinds(cls, info.field_name)
+        if is_bool and not isinstance(value, bool):
             raise ValueError("must be true or false")
-        if (not isinstance(value, str) or _NUMBER.fullmatch(value)) and _mentions(annotation, datetime):
+        if is_datetime and (not isinstance(value, str) or _NUMBER.fullmatch(value)):
             raise ValueError("must be an ISO 8601 date-time")
         return value
+
+
+@functools.cache
+def _strict_kinds(model: type[BaseModel], field: str) -> tuple[bool, bool]:
+    """(is a boolean field, is a date-time field): worked out once per field, not per request."""
+    annotation = model.model_fields[field].annotation
+    return _mentions(annotation, bool), _mentions(annotation, datetime)
 
 
 class PatchBody(RequestBody):

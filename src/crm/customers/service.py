@@ -16,9 +16,10 @@ from crm.common.pagination import Cursor, PageParams, SortOrder
 from crm.common.search import Column, Matcher
 from crm.contacts import service as contacts
 from crm.contacts.models import Contact
+from crm.contacts.schemas import ContactOut
 from crm.customers import aggregates
 from crm.customers.models import Customer, CustomerStatus, CustomerType, search_text_of
-from crm.customers.schemas import CustomerCreate, CustomerUpdate
+from crm.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from crm.errors import Conflict, NotFound, ValidationFailed
 
 SORTABLE = {
@@ -233,14 +234,8 @@ FROM customers c LEFT JOIN contacts k ON k.customer_id = c.id
 WHERE c.id = $1
 ORDER BY k.is_primary DESC, k.created_at DESC, k.id DESC
 """
-_CUSTOMER_FIELDS = (
-    "id", "first_name", "last_name", "email", "phone", "company_name", "tax_id", "address", "city",
-    "postal_code", "country", "status", "type", "notes", "owner_id", "version", "created_at", "updated_at",
-)  # fmt: skip
-_CONTACT_FIELDS = (
-    "id", "customer_id", "first_name", "last_name", "position", "email", "phone", "is_primary",
-    "version", "created_at", "updated_at",
-)  # fmt: skip
+_CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
+_CONTACT_FIELDS = tuple(ContactOut.model_fields)
 
 
 async def read_customer(connection: Any, customer_id: UUID) -> dict[str, Any]:
@@ -253,23 +248,6 @@ async def read_customer(connection: Any, customer_id: UUID) -> dict[str, Any]:
     customer["contacts"] = contact_rows
     customer["primary_contact"] = contact_rows[0] if contact_rows and contact_rows[0]["is_primary"] else None
     return customer
-
-
-async def get_customer(session: AsyncSession, customer_id: UUID) -> CustomerView:
-    # One round trip for the customer and its contacts (the hottest read of the service).
-    stmt = (
-        select(Customer, Contact)
-        .outerjoin(Contact, Contact.customer_id == Customer.id)
-        .where(Customer.id == customer_id)
-        # Primary first, then newest, as contacts.ordered() does.
-        .order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
-    )
-    rows = (await session.execute(stmt)).all()
-    if not rows:
-        raise NotFound(f"customer {customer_id} not found")
-    contact_list = [contact for _, contact in rows if contact is not None]
-    primary = contact_list[0] if contact_list and contact_list[0].is_primary else None
-    return CustomerView(rows[0][0], primary, contact_list)
 
 
 async def _with_contacts(session: AsyncSession, customer: Customer) -> CustomerView:

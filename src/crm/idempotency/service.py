@@ -132,9 +132,3 @@ async def _sweep_expired(session: AsyncSession) -> None:
         .with_for_update(skip_locked=True)
     )
     await session.execute(delete(IdempotencyKey).where(tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_(expired)))
-
-
-async def purge_expired(session: AsyncSession) -> int:
-    """Delete every key past retention at once (for an operator; writes sweep in batches anyway)."""
-    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= func.now() - RETENTION))
-    return int(getattr(result, "rowcount", 0) or 0)
