@@ -7,10 +7,12 @@ without being passed around.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -55,7 +57,53 @@ def _redact_credentials(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, except that lines `log_request` rendered itself pass through as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        rendered: str | None = getattr(record, "crm_rendered", None)
+        return rendered if rendered is not None else super().format(record)
+
+
+_access_logger = logging.getLogger("crm.access")
+# Whether access lines are JSON (rendered by log_request) or go through structlog (console).
+_render_access_json = True
+
+
+def log_request(user_id: str | None, method: str, path: str, status: int, duration_ms: float) -> None:
+    """The access line of one request: the same JSON object structlog would render, at a
+    fifth of the cost (it runs on every request, and through the processor chain it was the
+    largest single cost of a fast read). Tests compare it with structlog's own lines."""
+    if not _access_logger.isEnabledFor(logging.INFO):
+        return
+    if not _render_access_json:
+        structlog.get_logger("crm.access").info(
+            "request", user_id=user_id, method=method, path=path, status=status, duration_ms=duration_ms
+        )
+        return
+    event = {
+        "user_id": user_id,
+        "method": _CREDENTIAL_RE.sub("[redacted]", method),
+        "path": _CREDENTIAL_RE.sub("[redacted]", path),
+        "status": status,
+        "duration_ms": duration_ms,
+        "event": "request",
+        "level": "info",
+        "logger": "crm.access",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event["request_id"] = _CREDENTIAL_RE.sub("[redacted]", request_id)
+    rendered = json.dumps(event)
+    record = logging.LogRecord("crm.access", logging.INFO, __file__, 0, rendered, None, None)
+    record.crm_rendered = rendered
+    _access_logger.handle(record)
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    global _render_access_json  # noqa: PLW0603 - one logging setup per process
+    _render_access_json = fmt == "json"
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -74,7 +122,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _Formatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

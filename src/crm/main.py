@@ -15,8 +15,9 @@ from crm.auth.tokens import TokenVerifier
 from crm.common.openapi import install_problem_schema, problem_doc
 from crm.config import Settings, get_settings
 from crm.contacts.router import router as contacts_router
+from crm.customers.fast_read import FastCustomerRead
 from crm.customers.router import router as customers_router
-from crm.db import create_engine, create_sessionmaker
+from crm.db import create_engine, create_read_pool, create_sessionmaker
 from crm.errors import install_error_handlers, problem_response
 from crm.interactions.router import router as interactions_router
 from crm.log import configure_logging
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         engine = create_engine(settings, url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_pool = await create_read_pool(settings, url)
         # One pooled HTTP client for the Order Service per process; the breaker state lives
         # with it, so each worker process trips its own breaker.
         http = httpx.AsyncClient(
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         finally:
             await http.aclose()
             await app.state.rate_limiter.counter.close()
+            await app.state.read_pool.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -74,6 +77,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
+    # Innermost: CORS and the request middleware wrap its answers like any other.
+    app.add_middleware(FastCustomerRead)
     if settings.cors_origin_list:
         # Off unless origins are listed; then only those, and credentials only by header.
         app.add_middleware(

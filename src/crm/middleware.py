@@ -17,9 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm.errors import PayloadTooLarge, problem_response
-from crm.log import request_id_var, user_id_var
+from crm.log import log_request, request_id_var, user_id_var
 
-access_log = structlog.get_logger("crm.access")
 error_log = structlog.get_logger("crm.errors")
 
 # A caller's X-Request-ID is echoed into logs and headers; accept only tame values
@@ -104,14 +103,13 @@ class RequestContextMiddleware:
                 response = problem_response(500, f"unexpected error; quote request id {request_id} when reporting it")
                 await response(scope, receive, send_with_headers)
         finally:
-            access_log.info(
-                "request",
+            log_request(
                 # Explicit, so that anonymous requests carry `"user_id": null` rather than no key.
-                user_id=user_id_var.get(),
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                user_id_var.get(),
+                scope["method"],
+                scope["path"],
+                status,
+                round((time.perf_counter() - started) * 1000, 2),
             )
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)

@@ -133,19 +133,26 @@ class TokenVerifier:
         same bearer token arrives on every request of a session, and its signature and claims
         cannot change. Not with a JWKS, where a key withdrawn from the set must stop working.
         """
-        if self._jwks is None:
-            remembered = self._verified.get(token)
-            if remembered is not None:
-                principal, valid_until = remembered
-                if time.time() < valid_until:
-                    return principal
-                del self._verified[token]
+        principal = self.remembered(token)
+        if principal is not None:
+            return principal
         principal, expires = await self._verify(token)
         if self._jwks is None:
             self._verified[token] = (principal, expires + self._leeway)
             if len(self._verified) > _VERIFIED_CACHE_SIZE:
                 self._verified.popitem(last=False)  # oldest first: bounded memory
         return principal
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified earlier and still valid, without verifying again."""
+        remembered = self._verified.get(token)
+        if remembered is None:
+            return None
+        principal, valid_until = remembered
+        if time.time() < valid_until:
+            return principal
+        self._verified.pop(token, None)
+        return None
 
     async def _verify(self, token: str) -> tuple[Principal, float]:
         try:

@@ -15,7 +15,7 @@ class TooManyRequests(DomainError):
     status, slug, title = 429, "rate-limited", "Too Many Requests"
 
 
-def _headers(decision: Decision) -> dict[str, str]:
+def policy_headers(decision: Decision) -> dict[str, str]:
     # draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
     headers = {"RateLimit-Policy": f'"{_POLICY}";q={decision.limit};w={WINDOW_SECONDS}'}
     if decision.counted:  # failing open, nothing was counted: claim no remaining quota
@@ -28,7 +28,7 @@ async def rate_limit(request: Request, response: Response, principal: CurrentUse
     if not limiter.enabled:
         return
     decision = await limiter.check(str(principal.user_id))
-    headers = _headers(decision)
+    headers = policy_headers(decision)
     if not decision.allowed:
         raise TooManyRequests(
             f"more than {decision.limit} requests in a minute; retry in {decision.reset_after} s",

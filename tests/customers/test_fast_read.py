@@ -1,0 +1,177 @@
+"""The framework-free `GET /api/customers/{id}` (crm.customers.fast_read).
+
+It must answer the plain success exactly as the application would (same body, same
+headers) and leave every other case to the application. The middleware is driven here
+with a real downstream ASGI app that records whether it was called, so each test shows
+which of the two answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from crm.customers.fast_read import FastCustomerRead
+from tests.helpers import TokenFactory, create_customer
+
+
+class Downstream:
+    """The application behind the middleware: answers 299 and remembers that it was asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.calls += 1
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def drive(app: FastAPI, path: str, headers: dict[str, str]) -> tuple[Downstream, dict[str, Any]]:
+    """One request through FastCustomerRead alone, with `app` as the application state."""
+    downstream = Downstream()
+    middleware = FastCustomerRead(downstream)
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "app": app,
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await middleware(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return downstream, {"status": start["status"], "headers": dict(start["headers"]), "body": body}
+
+
+async def test_fast_answer_is_the_applications_answer(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    headers = tokens.headers("employee")
+    customer = await create_customer(
+        client, headers, contacts=[{"first_name": "Olena", "last_name": "Bondar", "email": "o@example.com"}]
+    )
+    path = f"/api/customers/{customer['id']}"
+    reader = tokens.headers("manager")
+    # The manager's token is new to the process: the application answers and remembers it.
+    slow = await client.get(path, headers=reader)
+    assert slow.status_code == 200
+    downstream, fast = await drive(app, path, reader)
+    assert downstream.calls == 0, "the remembered token should have been answered directly"
+    assert fast["status"] == 200
+    assert fast["body"] == slow.content
+    assert fast["headers"][b"etag"].decode() == slow.headers["etag"]
+    assert fast["headers"][b"content-type"].decode() == slow.headers["content-type"]
+    assert int(fast["headers"][b"content-length"]) == len(slow.content)
+    assert json.loads(fast["body"])["contacts"][0]["first_name"] == "Olena"
+
+
+async def test_whole_stack_serves_repeated_reads_identically(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    customer = await create_customer(client, admin)
+    path = f"/api/customers/{customer['id']}"
+    answers = [await client.get(path, headers=admin) for _ in range(2)]
+    assert [r.status_code for r in answers] == [200, 200]
+    assert answers[0].content == answers[1].content
+    # The request middleware still wraps the fast answer.
+    assert answers[1].headers["x-request-id"]
+    assert answers[1].headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_token_never_verified_goes_to_the_application(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    customer = await create_customer(client, tokens.headers("admin"))
+    downstream, answer = await drive(app, f"/api/customers/{customer['id']}", tokens.headers("admin"))
+    assert downstream.calls == 1
+    assert answer["status"] == 299
+
+
+@pytest.mark.parametrize(
+    "path_of",
+    [
+        lambda cid: f"/api/customers/{uuid.uuid4()}",  # no such customer: the application's 404
+        lambda cid: f"/api/customers/{cid.replace('-', '')}".ljust(51, "0"),  # 51 chars, not an id
+        lambda cid: f"/api/customers/{cid[:-1]}g",  # malformed: the application's 422
+        lambda cid: "/api/customers/segments-and-more-than-thirty-six-ch",
+    ],
+    ids=["missing", "not-canonical", "malformed", "other-route"],
+)
+async def test_anything_but_a_found_customer_goes_to_the_application(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], path_of: Any
+) -> None:
+    customer = await create_customer(client, admin)  # also makes the admin's token known
+    downstream, _ = await drive(app, path_of(customer["id"]), admin)
+    assert downstream.calls == 1
+
+
+async def test_expired_remembered_token_goes_to_the_application(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    expires = int(time.time()) + 2
+    headers = tokens.headers("admin", exp=expires)
+    customer = await create_customer(client, headers)
+    path = f"/api/customers/{customer['id']}"
+    downstream, _ = await drive(app, path, headers)
+    assert downstream.calls == 0
+    await asyncio.sleep(expires - time.time() + 0.05)
+    # Past its exp the token is forgotten: the application sees it, and refuses it.
+    downstream, _ = await drive(app, path, headers)
+    assert downstream.calls == 1
+    assert (await client.get(path, headers=headers)).status_code == 401
+
+
+async def test_a_role_without_the_permission_goes_to_the_application(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, admin: dict[str, str]
+) -> None:
+    customer = await create_customer(client, admin)
+    path = f"/api/customers/{customer['id']}"
+    auditor = tokens.headers("auditor")  # a role the CRM grants nothing
+    assert (await client.get(path, headers=auditor)).status_code == 403
+    downstream, _ = await drive(app, path, auditor)
+    assert downstream.calls == 1
+
+
+async def test_a_connection_killed_by_the_server_is_replaced(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], db: asyncpg.Connection[Any]
+) -> None:
+    customer = await create_customer(client, admin)
+    path = f"/api/customers/{customer['id']}"
+    downstream, _ = await drive(app, path, admin)  # leaves an idle connection in the read pool
+    assert downstream.calls == 0
+    killed = await db.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = 'crm-read' AND datname = current_database()"
+    )
+    assert killed >= 1
+    # Whether the pool notices the loss before handing the connection out (a fresh one) or the
+    # statement fails on it (the application answers), the caller sees no error...
+    assert (await client.get(path, headers=admin)).status_code == 200
+    # ...and the pool serves fast reads again.
+    downstream, answer = await drive(app, path, admin)
+    assert (downstream.calls, answer["status"]) == (0, 200)
+
+
+async def test_a_read_pool_that_cannot_serve_leaves_the_request_to_the_application(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    customer = await create_customer(client, admin)
+    path = f"/api/customers/{customer['id']}"
+    await app.state.read_pool.close()
+    downstream, _ = await drive(app, path, admin)
+    assert downstream.calls == 1
