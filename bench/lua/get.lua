@@ -10,7 +10,8 @@ local queries = common.read_lines(os.getenv("QUERIES_FILE") or "")
 request = function()
   local path = template
   if #ids > 0 then path = path:gsub("{id}", ids[math.random(#ids)]) end
-  if #queries > 0 then path = path:gsub("{q}", queries[math.random(#queries)]) end
+  -- Queries arrive percent-encoded; "%" is special in a gsub replacement, so double it.
+  if #queries > 0 then path = path:gsub("{q}", (queries[math.random(#queries)]:gsub("%%", "%%%%"))) end
   return wrk.format("GET", path, headers)
 end
 

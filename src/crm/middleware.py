@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -29,6 +30,18 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # limit at all, so without this a 64 KiB cookie or an 8 MiB bearer token reaches the handlers.
 # 16 KiB is what h11, Node and common proxies allow; real clients stay far below it.
 MAX_HEADER_BYTES = 16 * 1024
+
+
+# Headers that parts of the app want on the response whatever it turns out to be (rate-limit
+# state, say). Kept in the request's state dict, which every layer shares by reference: a
+# handler that returns its own Response drops the headers FastAPI's dependencies set.
+_RESPONSE_HEADERS = "crm.response_headers"
+
+
+def add_response_headers(scope: Scope, headers: Mapping[str, str]) -> None:
+    """Have the request middleware add `headers` to this request's response."""
+    extra: list[tuple[bytes, bytes]] = scope.setdefault("state", {}).setdefault(_RESPONSE_HEADERS, [])
+    extra += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 class BodyTooLarge(HTTPException):
@@ -62,6 +75,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        state: dict[str, object] = scope.setdefault("state", {})
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -71,6 +85,7 @@ class RequestContextMiddleware:
                 extra = [
                     (b"x-request-id", request_id.encode()),
                     (b"x-content-type-options", b"nosniff"),
+                    *state.get(_RESPONSE_HEADERS, ()),  # type: ignore[misc]
                 ]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)

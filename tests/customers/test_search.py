@@ -50,11 +50,25 @@ async def test_relevance_applies_across_fields(client: httpx.AsyncClient, admin:
     assert await _search(client, admin, "kyivstar") == [exact_company, email_prefix, in_company]
 
 
-async def test_same_relevance_orders_by_last_then_first_name(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
-    b = await _make(client, admin, first_name="Zed", last_name="Bondar", company_name="Mega Corp")
-    a2 = await _make(client, admin, first_name="Yana", last_name="Adams", company_name="Mega Corp")
+async def test_same_relevance_orders_substring_matches_newest_first(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # Created in name order, so the old by-name order would give [a1, a2, b].
     a1 = await _make(client, admin, first_name="Xena", last_name="Adams", company_name="Mega Corp")
-    assert await _search(client, admin, "corp") == [a1, a2, b]
+    a2 = await _make(client, admin, first_name="Yana", last_name="Adams", company_name="Mega Corp")
+    b = await _make(client, admin, first_name="Zed", last_name="Bondar", company_name="Mega Corp")
+    assert await _search(client, admin, "corp") == [b, a2, a1]
+
+
+async def test_same_relevance_orders_prefix_matches_by_value_then_other_name(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # Created opposite to the expected order; the substring match is the newest of all.
+    b = await _make(client, admin, first_name="Zed", last_name="Adamson")
+    a2 = await _make(client, admin, first_name="Yana", last_name="Adams")
+    a1 = await _make(client, admin, first_name="Xena", last_name="Adams")
+    in_company = await _make(client, admin, first_name="Unrelated", company_name="Joe Adams Ltd")
+    assert await _search(client, admin, "ada") == [a1, a2, b, in_company]
 
 
 async def test_full_name_in_either_order(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

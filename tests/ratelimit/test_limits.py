@@ -165,3 +165,25 @@ async def test_hung_redis_costs_one_timeout_not_one_per_request(
     assert elapsed < 1.5, elapsed
     assert accepted == 1
     assert logs.events("WARNING") == ["rate limit counter unavailable, failing open"]
+
+
+async def test_routes_that_render_their_own_response_carry_the_headers_too(
+    settings: Settings, database_url: str, tokens: TokenFactory
+) -> None:
+    # GET by id (the framework-free read from the second request on) and the statistics
+    # return their own Response objects, which would drop headers a dependency set.
+    alice = user(tokens, "admin")
+    async with limited_app(settings, database_url, frozen_at=mid_window(), rate_limit_per_minute=5) as (_, http):
+        created = await http.post("/api/customers", json={"first_name": "A", "last_name": "B"}, headers=alice)
+        assert created.status_code == 201, created.text
+        path = f"/api/customers/{created.json()['id']}"
+        answers = [
+            await http.get(path, headers=alice),
+            await http.get(path, headers=alice),
+            await http.get("/api/interactions/statistics", headers=alice),
+        ]
+        assert [r.status_code for r in answers] == [200, 200, 200]
+        assert [r.headers["RateLimit"] for r in answers] == [f'"per-user";r={n};t=30' for n in (3, 2, 1)]
+        assert {r.headers["RateLimit-Policy"] for r in answers} == {POLICY}
+        await http.get(path, headers=alice)  # the fifth
+        assert_rate_limited(await http.get(path, headers=alice), retry_after=30)

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from crm.db import Base, TimestampedVersioned
+
+
+def search_text_of(*columns: Any) -> Any:
+    """The text a contact is searched by, exactly as the trigram index is built over it."""
+    return func.crm_contact_search_text(*(text(c) if isinstance(c, str) else c for c in columns))
 
 
 class Contact(TimestampedVersioned, Base):
@@ -29,4 +35,11 @@ class Contact(TimestampedVersioned, Base):
             postgresql_where=text("is_primary"),
         ),
         Index("ix_contacts_customer_id_created_at", "customer_id", "created_at"),
+        # Substring and typo-tolerant search (see the 2026-11-26-1900 migration for the function).
+        Index(
+            "ix_contacts_search_trgm",
+            search_text_of("first_name", "last_name", "email", "position", "phone"),
+            postgresql_using="gin",
+            postgresql_ops={"crm_contact_search_text": "gin_trgm_ops"},
+        ),
     )

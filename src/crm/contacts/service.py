@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, String, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
 from crm.common.concurrency import Precondition
 from crm.common.search import Column, Matcher
-from crm.contacts.models import Contact
+from crm.contacts.models import Contact, search_text_of
 from crm.contacts.schemas import ContactCreate, ContactFields, ContactUpdate, NestedContactUpsert
 from crm.customers.models import Customer
 from crm.errors import FieldError, NotFound, ValidationFailed
@@ -281,8 +281,7 @@ async def delete_contact(session: AsyncSession, contact_id: UUID, precondition: 
         await _promote_oldest(session, contact.customer_id)
 
 
-async def search_contacts(session: AsyncSession, query: str, customer_id: UUID | None, limit: int) -> list[Contact]:
-    matcher = Matcher(query)
+def _search_columns() -> tuple[list[Column], list[Column]]:
     text_columns: list[Column] = [
         Contact.first_name,
         Contact.last_name,
@@ -291,9 +290,48 @@ async def search_contacts(session: AsyncSession, query: str, customer_id: UUID |
         Contact.email,
         Contact.position,
     ]
-    phones: list[Column] = [Contact.phone]
-    stmt = select(Contact).where(matcher.where(text_columns, phones))
+    return text_columns, [Contact.phone]
+
+
+def _document() -> ColumnElement[str]:
+    document: ColumnElement[str] = search_text_of(
+        Contact.first_name, Contact.last_name, Contact.email, Contact.position, Contact.phone
+    )
+    return document
+
+
+# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match,
+# as for customers: "Petrneko" vs "Petrenko" scores about 0.55.
+TYPO_THRESHOLD = 0.4
+
+
+async def search_contacts(session: AsyncSession, query: str, customer_id: UUID | None, limit: int) -> list[Contact]:
+    """Exact matches first, then prefix, then substring; by name within a tier; typos last.
+
+    The trigram-indexed document finds the candidates, the per-field conditions decide; only
+    when nothing matches literally does the typo-tolerant pass run.
+    """
+    matcher = Matcher(query)
+    text_columns, phones = _search_columns()
+    stmt = select(Contact).where(matcher.prefilter(_document()), matcher.where(text_columns, phones))
     if customer_id is not None:
         stmt = stmt.where(Contact.customer_id == customer_id)
     stmt = stmt.order_by(matcher.rank(text_columns, phones), Contact.last_name, Contact.first_name, Contact.id)
+    found = list(await session.scalars(stmt.limit(limit)))
+    if not found:
+        found = await _typo_tolerant(session, query, customer_id, limit)
+    return found
+
+
+async def _typo_tolerant(session: AsyncSession, query: str, customer_id: UUID | None, limit: int) -> list[Contact]:
+    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first."""
+    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
+    lowered = func.lower(literal(query, String))
+    document = _document()
+    stmt = select(Contact).where(lowered.op("<%")(document))
+    if customer_id is not None:
+        stmt = stmt.where(Contact.customer_id == customer_id)
+    stmt = stmt.order_by(
+        func.word_similarity(lowered, document).desc(), Contact.last_name, Contact.first_name, Contact.id
+    )
     return list(await session.scalars(stmt.limit(limit)))

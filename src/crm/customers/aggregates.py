@@ -9,8 +9,8 @@ The trigger and the rebuild function are defined in the migration
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, SmallInteger, String, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
+from sqlalchemy import BigInteger, Select, SmallInteger, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.db import Base
@@ -28,21 +28,22 @@ class CustomerSegmentCount(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
-async def segment_counts(session: AsyncSession) -> list[tuple[str, str, int]]:
+# One statement on the read pool: the dashboards poll this, and it needs no transaction.
+_SEGMENT_COUNTS = """
+SELECT status, type, sum(n)::bigint AS n FROM customer_segment_counts GROUP BY status, type HAVING sum(n) <> 0
+"""
+
+
+async def segment_counts(connection: asyncpg.Connection) -> list[tuple[str, str, int]]:
     """(status, type or "unspecified", count) for every pair that has customers."""
-    rows = await session.execute(
-        select(CustomerSegmentCount.status, CustomerSegmentCount.type, func.sum(CustomerSegmentCount.n))
-        .group_by(CustomerSegmentCount.status, CustomerSegmentCount.type)
-        .having(func.sum(CustomerSegmentCount.n) != 0)
-    )
-    return [(status, type_, int(count)) for status, type_, count in rows]
+    return [(r["status"], r["type"], r["n"]) for r in await connection.fetch(_SEGMENT_COUNTS)]
 
 
-async def count_customers(session: AsyncSession, status: str | None, type_: str | None) -> int:
+def count_statement(status: str | None, type_: str | None) -> Select[int]:
     """How many customers have this status and type (None: any), without touching `customers`."""
     stmt = select(func.coalesce(func.sum(CustomerSegmentCount.n), 0))
     if status is not None:
         stmt = stmt.where(CustomerSegmentCount.status == status)
     if type_ is not None:
         stmt = stmt.where(CustomerSegmentCount.type == type_)
-    return int(await session.scalar(stmt) or 0)
+    return stmt

@@ -31,6 +31,7 @@ from crm.customers.service import read_customer
 from crm.db import ReadPoolExhausted, read_connection
 from crm.errors import NotFound
 from crm.log import user_id_var
+from crm.middleware import add_response_headers
 from crm.ratelimit.dependencies import policy_headers
 from crm.ratelimit.service import RateLimiter
 
@@ -86,7 +87,7 @@ class FastCustomerRead:
             decision = await limiter.check(str(principal.user_id))
             if not decision.allowed:
                 return False
-            headers += [(k.lower().encode(), v.encode()) for k, v in policy_headers(decision).items()]
+            add_response_headers(scope, policy_headers(decision))
         data = await self._read(state.read_pool, customer_id)
         if data is None:
             return False

@@ -59,15 +59,44 @@ class Customer(TimestampedVersioned, Base):
     __table_args__ = (
         CheckConstraint(_in("status", CustomerStatus), name="status"),
         CheckConstraint(_in("type", CustomerType), name="type"),
-        # Emails are unique ignoring case; the index also serves exact email look-ups.
+        # Emails are unique ignoring case. In bytewise (COLLATE "C") order, so the index also
+        # serves the email prefix walk of search (crm.customers.search).
         Index("uq_customers_email_lower", func.lower(email), unique=True),
         # Every allowed sortBy walks an index in (column, id) order, for offset and cursor pages.
         Index("ix_customers_created_at_id", "created_at", "id"),
         *(Index(f"ix_customers_{c}_id", c, "id") for c in SORT_INDEXED),
         Index("ix_customers_status_type_id", "status", "type", "id"),
         Index("ix_customers_owner_id", "owner_id"),
-        # Within a search relevance tier, results are ordered by name.
-        Index("ix_customers_last_name_first_name_id", "last_name", "first_name", "id"),
+        # Search's exact/prefix walks, one per field, lowered, in bytewise order (see
+        # crm.customers.search and the 2026-11-26-1910 migration); the two name indexes also
+        # serve full-name queries ("first last", "last first"). These and the email index are
+        # COLLATE "C" in the migrations; not declared here because SQLAlchemy's reflection
+        # does not report an index's collation, so `alembic check` would see a difference.
+        Index(
+            "ix_customers_search_first_last",
+            func.lower(first_name),
+            func.lower(last_name),
+            "id",
+        ),
+        Index(
+            "ix_customers_search_last_first",
+            func.lower(last_name),
+            func.lower(first_name),
+            "id",
+        ),
+        Index(
+            "ix_customers_search_company",
+            func.lower(company_name),
+            "id",
+            postgresql_where=company_name.is_not(None),
+        ),
+        Index("ix_customers_search_tax_id", func.lower(tax_id), "id", postgresql_where=tax_id.is_not(None)),
+        Index(
+            "ix_customers_search_phone",
+            func.regexp_replace(phone, r"\D", "", "g"),
+            "id",
+            postgresql_where=phone.is_not(None),
+        ),
         # Substring and typo-tolerant search (see the 2026-11-26-1630 migration for the function).
         Index(
             "ix_customers_search_trgm",

@@ -7,19 +7,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, String, func, literal, or_, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm.common import db_errors
 from crm.common.concurrency import Precondition
 from crm.common.pagination import Cursor, PageParams, SortOrder
-from crm.common.search import Column, Matcher
+from crm.common.search import Matcher
 from crm.contacts import service as contacts
 from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactOut
 from crm.customers import aggregates
-from crm.customers.models import Customer, CustomerStatus, CustomerType, search_text_of
+from crm.customers import search as customer_search
+from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate
+from crm.customers.search import document as _document
+from crm.customers.search import search_columns as _search_columns
 from crm.errors import Conflict, NotFound, ValidationFailed
 
 SORTABLE = {
@@ -60,19 +64,6 @@ class CustomerView:
     contacts: list[Contact]
 
 
-def _search_columns() -> tuple[list[Column], list[Column]]:
-    text_columns: list[Column] = [
-        Customer.first_name,
-        Customer.last_name,
-        Customer.first_name + " " + Customer.last_name,
-        Customer.last_name + " " + Customer.first_name,
-        Customer.email,
-        Customer.company_name,
-        Customer.tax_id,
-    ]
-    return text_columns, [Customer.phone]
-
-
 def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if filters.status is not None:
@@ -87,15 +78,14 @@ def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
     return where
 
 
-async def _total(session: AsyncSession, filters: CustomerFilters, where: list[ColumnElement[bool]]) -> int:
+def _total(filters: CustomerFilters, where: list[ColumnElement[bool]]) -> Select[int]:
     if filters.owner_id is None and filters.search is None:
         # Status/type filters only: the maintained counters answer without counting rows.
-        return await aggregates.count_customers(
-            session,
+        return aggregates.count_statement(
             filters.status.value if filters.status else None,
             filters.type.value if filters.type else None,
         )
-    return await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+    return select(func.count()).select_from(Customer).where(*where)
 
 
 def _after(cursor: Cursor, sort_by: str, order: SortOrder) -> ColumnElement[bool]:
@@ -133,81 +123,67 @@ def _after(cursor: Cursor, sort_by: str, order: SortOrder) -> ColumnElement[bool
     return or_(beyond, same)
 
 
-def _cursor_of(customer: Customer, sort_by: str, order: SortOrder) -> str:
-    value = getattr(customer, sort_by)
+def _cursor_of(row: Row[*tuple[Any, ...]], sort_by: str, order: SortOrder) -> str:
+    value = getattr(row, sort_by)
     encoded = value.isoformat() if isinstance(value, datetime) else value
-    return Cursor(sort_by, order.value, encoded, str(customer.id)).encode()
+    return Cursor(sort_by, order.value, encoded, str(row.id)).encode()
+
+
+_CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
+_CONTACT_FIELDS = tuple(ContactOut.model_fields)
+# A list row: the customer, its primary contact (k_*), and the total of the whole list.
+_LIST_COLUMNS = (
+    *(getattr(Customer, name) for name in _CUSTOMER_FIELDS),
+    *(getattr(Contact, name).label("k_" + name) for name in _CONTACT_FIELDS),
+)
+
+
+def _list_item(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    fields = row._mapping
+    item = {name: fields[name] for name in _CUSTOMER_FIELDS}
+    item["primary_contact"] = {name: fields["k_" + name] for name in _CONTACT_FIELDS} if fields["k_id"] else None
+    return item
 
 
 async def list_customers(
-    session: AsyncSession, filters: CustomerFilters, page: PageParams, sort_by: str, order: SortOrder
-) -> tuple[list[CustomerView], int, str | None]:
-    """A page of customers, the total, and the cursor of the next page (None on the last one)."""
+    connection: AsyncConnection, filters: CustomerFilters, page: PageParams, sort_by: str, order: SortOrder
+) -> tuple[list[dict[str, Any]], int, str | None]:
+    """A page of customers (each with its primary contact), the total, and the next page's cursor.
+
+    One statement: the page, the primary contacts and the total come from one snapshot in
+    one round trip (the list is the page staff reload all day).
+    """
     where = _filtered(filters)
-    total = await _total(session, filters, where)
+    total = _total(filters, where)
     column = SORTABLE[sort_by]
     # Ties broken by id in the same direction, so pages never repeat or skip a row.
     ordering = (column.asc(), Customer.id.asc()) if order is SortOrder.ASC else (column.desc(), Customer.id.desc())
     if page.cursor is not None:
-        where.append(_after(page.cursor, sort_by, order))
-    stmt = select(Customer).where(*where).order_by(*ordering).offset(page.offset).limit(page.limit + 1)
-    rows = list(await session.scalars(stmt))
-    next_cursor = _cursor_of(rows[page.limit - 1], sort_by, order) if len(rows) > page.limit else None
-    rows = rows[: page.limit]
-    primaries = await contacts.primaries_of(session, [c.id for c in rows])
-    return [CustomerView(c, primaries.get(c.id), []) for c in rows], total, next_cursor
-
-
-def _document() -> ColumnElement[str]:
-    document: ColumnElement[str] = search_text_of(
-        Customer.first_name, Customer.last_name, Customer.email, Customer.company_name, Customer.tax_id, Customer.phone
+        where = [*where, _after(page.cursor, sort_by, order)]
+    stmt = (
+        select(*_LIST_COLUMNS, total.scalar_subquery().label("total"))
+        .select_from(Customer)
+        .outerjoin(Contact, (Contact.customer_id == Customer.id) & Contact.is_primary)
+        .where(*where)
+        .order_by(*ordering)
+        .offset(page.offset)
+        .limit(page.limit + 1)
     )
-    return document
-
-
-# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match:
-# "Petrneko" vs "Petrenko" scores about 0.55.
-TYPO_THRESHOLD = 0.4
+    rows = list(await connection.execute(stmt))
+    # Past the last page no row carries the total: ask for it alone.
+    count = int(rows[0].total) if rows else int(await connection.scalar(total) or 0)
+    next_cursor = _cursor_of(rows[page.limit - 1], sort_by, order) if len(rows) > page.limit else None
+    return [_list_item(row) for row in rows[: page.limit]], count, next_cursor
 
 
 async def search_customers(session: AsyncSession, query: str, limit: int) -> list[CustomerView]:
-    """Exact matches first, then prefix, then substring; by name within a tier; typos last.
-
-    One pass over the trigram-indexed candidates ranks them all (a top-N sort, no full
-    sort); only when nothing matches literally does the typo-tolerant pass run.
-    """
-    matcher = Matcher(query)
-    text_columns, phones = _search_columns()
-    stmt = (
-        select(Customer)
-        .where(matcher.prefilter(_document()), matcher.where(text_columns, phones))
-        .order_by(matcher.rank(text_columns, phones), Customer.last_name, Customer.first_name, Customer.id)
-        .limit(limit)
-    )
-    found = list(await session.scalars(stmt))
-    if not found:
-        found = await _typo_tolerant(session, query, limit)
-    primaries = await contacts.primaries_of(session, [c.id for c in found])
-    return [CustomerView(c, primaries.get(c.id), []) for c in found]
+    """Exact matches first, then prefix, then substring, typos last; see crm.customers.search."""
+    return [CustomerView(c, primary, []) for c, primary in await customer_search.find(session, query, limit)]
 
 
-async def _typo_tolerant(session: AsyncSession, query: str, limit: int) -> list[Customer]:
-    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first."""
-    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
-    lowered = func.lower(literal(query, String))
-    document = _document()
-    stmt = (
-        select(Customer)
-        .where(lowered.op("<%")(document))
-        .order_by(func.word_similarity(lowered, document).desc(), Customer.last_name, Customer.first_name, Customer.id)
-        .limit(limit)
-    )
-    return list(await session.scalars(stmt))
-
-
-async def segments(session: AsyncSession) -> dict[str, object]:
+async def segments(connection: asyncpg.Connection) -> dict[str, object]:
     # Read from the trigger-maintained counters: a few rows, however many customers there are.
-    rows = await aggregates.segment_counts(session)
+    rows = await aggregates.segment_counts(connection)
     types = [t.value for t in CustomerType] + ["unspecified"]
     by_status = {s.value: 0 for s in CustomerStatus}
     by_type = dict.fromkeys(types, 0)
@@ -234,8 +210,6 @@ FROM customers c LEFT JOIN contacts k ON k.customer_id = c.id
 WHERE c.id = $1
 ORDER BY k.is_primary DESC, k.created_at DESC, k.id DESC
 """
-_CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
-_CONTACT_FIELDS = tuple(ContactOut.model_fields)
 
 
 async def read_customer(connection: Any, customer_id: UUID) -> dict[str, Any]:

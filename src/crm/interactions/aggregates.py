@@ -15,12 +15,13 @@ Rows whose count fell back to zero stay (the trigger only adds deltas); readers 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -111,14 +112,14 @@ def _day_range(column: ColumnElement[date] | Mapped[date], whole: Split) -> list
     return where
 
 
-async def whole_days(session: AsyncSession, whole: Split, user_id: UUID | None) -> Tally:
+async def whole_days(connection: AsyncConnection, whole: Split, user_id: UUID | None) -> Tally:
     """Counts over the whole UTC days of `whole`, from the roll-ups only."""
     tally = Tally()
     if not whole.has_whole_days:
         return tally
     if user_id is not None:
         daily = InteractionDailyCount
-        rows = await session.execute(
+        rows = await connection.execute(
             select(daily.day, daily.type, daily.n).where(
                 daily.user_id == user_id, daily.n != 0, *_day_range(daily.day, whole)
             )
@@ -133,23 +134,23 @@ async def whole_days(session: AsyncSession, whole: Split, user_id: UUID | None) 
     # Summed in SQL: a few thousand (day, type) rows become one row per day and per type,
     # so the Python side handles ~1,100 rows for three years instead of ~5,500.
     in_range = _day_range(days.day, whole)
-    per_day = await session.execute(
+    per_day = await connection.execute(
         select(func.to_char(days.day, "YYYY-MM-DD"), func.sum(days.n))
         .where(*in_range)
         .group_by(days.day)
         .having(func.sum(days.n) != 0)
     )
     tally.by_date.update({day: int(n) for day, n in per_day})
-    per_type = await session.execute(select(days.type, func.sum(days.n)).where(*in_range).group_by(days.type))
+    per_type = await connection.execute(select(days.type, func.sum(days.n)).where(*in_range).group_by(days.type))
     tally.by_type.update({type_: int(n) for type_, n in per_type})
 
     if whole.first_day is None and whole.end_day is None:
-        users = await session.execute(
+        users = await connection.execute(
             select(InteractionUserCount.user_id, InteractionUserCount.n).where(InteractionUserCount.n != 0)
         )
     else:
         daily = InteractionDailyCount
-        users = await session.execute(
+        users = await connection.execute(
             select(daily.user_id, func.sum(daily.n))
             .where(*_day_range(daily.day, whole))
             .group_by(daily.user_id)
@@ -158,3 +159,49 @@ async def whole_days(session: AsyncSession, whole: Split, user_id: UUID | None) 
     for user, n in users:
         tally.by_user[str(user)] += int(n)
     return tally
+
+
+# The statistics of everyone over whole UTC days, as the response document itself: the
+# dashboards' poll, so PostgreSQL sums the roll-ups and renders the JSON in one statement
+# (one snapshot, no row objects in Python). Key order as the API promises: every type in
+# the enum's order, days ascending, users largest first then by id (bytewise, as Python).
+_EVERYONE = text("""
+WITH days AS (
+    SELECT day, sum(n::int4) AS n FROM interaction_day_counts
+    WHERE (CAST(:first_day AS date) IS NULL OR day >= :first_day)
+      AND (CAST(:end_day AS date) IS NULL OR day < :end_day)
+    GROUP BY day
+), types AS (
+    SELECT t.type, t.pos, coalesce(sum(c.n::int4), 0) AS n
+    FROM unnest(CAST(:types AS text[])) WITH ORDINALITY AS t(type, pos)
+    LEFT JOIN interaction_day_counts c ON c.type = t.type
+        AND (CAST(:first_day AS date) IS NULL OR c.day >= :first_day)
+        AND (CAST(:end_day AS date) IS NULL OR c.day < :end_day)
+    GROUP BY t.type, t.pos
+), users AS (
+    SELECT user_id::text AS key, n FROM interaction_user_counts
+    WHERE n <> 0 AND CAST(:first_day AS date) IS NULL AND CAST(:end_day AS date) IS NULL
+    UNION ALL
+    SELECT user_id::text, sum(n)::int8 FROM interaction_daily_counts
+    WHERE NOT (CAST(:first_day AS date) IS NULL AND CAST(:end_day AS date) IS NULL)
+      AND (CAST(:first_day AS date) IS NULL OR day >= :first_day)
+      AND (CAST(:end_day AS date) IS NULL OR day < :end_day)
+    GROUP BY user_id HAVING sum(n) <> 0
+)
+SELECT json_build_object(
+    'total', (SELECT sum(n) FROM types),
+    'byType', (SELECT json_object_agg(type, n ORDER BY pos) FROM types),
+    'byDate', coalesce(
+        (SELECT json_object_agg(to_char(day, 'YYYY-MM-DD'), n ORDER BY day) FROM days WHERE n <> 0), '{}'
+    ),
+    'byUser', coalesce((SELECT json_object_agg(key, n ORDER BY n DESC, key COLLATE "C") FROM users), '{}')
+)::text
+""")
+
+
+async def statistics_document(connection: AsyncConnection, whole: Split, types: Sequence[str]) -> str:
+    """The statistics JSON of everyone over the whole days of `whole` (no edges), from the roll-ups."""
+    document = await connection.scalar(
+        _EVERYONE, {"first_day": whole.first_day, "end_day": whole.end_day, "types": list(types)}
+    )
+    return str(document)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Request
 
 from crm.auth.dependencies import CurrentUser
 from crm.errors import DomainError
+from crm.middleware import add_response_headers
 from crm.ratelimit.service import WINDOW_SECONDS, Decision, RateLimiter
 
 _POLICY = "per-user"
@@ -23,7 +24,7 @@ def policy_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-async def rate_limit(request: Request, response: Response, principal: CurrentUser) -> None:
+async def rate_limit(request: Request, principal: CurrentUser) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
     if not limiter.enabled:
         return
@@ -34,4 +35,5 @@ async def rate_limit(request: Request, response: Response, principal: CurrentUse
             f"more than {decision.limit} requests in a minute; retry in {decision.reset_after} s",
             headers={**headers, "Retry-After": str(decision.reset_after)},
         )
-    response.headers.update(headers)
+    # Through the middleware: routes that return their own Response would drop them otherwise.
+    add_response_headers(request.scope, headers)

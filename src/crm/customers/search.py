@@ -1,0 +1,367 @@
+"""Customer search whose cost is bounded by `limit`, not by how many customers match.
+
+Relevance tiers: exact, then prefix, then substring, then (only when those find nothing)
+typo-tolerant. A customer's tier is the best tier of any of its searched fields; within a
+tier the order is:
+
+- exact and prefix: by the matched value (lowered, compared bytewise), then the other name
+  for first/last name matches, then id. A row that matches in several fields sorts by the
+  smallest of them. Exact values all equal the query, so exact matches go by the other
+  name (none for the other fields), then id.
+- substring: newest first (created_at, then id, descending).
+
+How each tier stays bounded:
+
+1. Exact + prefix (`_prefix_tiers`): every searched field has a btree index on its lowered
+   value in bytewise (`COLLATE "C"`) order, so `LIKE 'q%'` is an index range that yields the
+   exact matches first (the query itself is the smallest string it starts), then the
+   prefixes, already in the tier's order. Each field's walk stops after `limit` rows; the
+   walks are merged keeping each row's smallest key (tier, value, other name, id). Why the
+   merge is exact: a row r of the true top `limit` takes its true key from some field f;
+   had f's walk stopped before r, it would have returned `limit` rows with smaller keys, so
+   `limit` rows would rank above r. So every top row is in the union with its true key,
+   while a row's key in the union is never smaller than its true key (a minimum over fewer
+   fields): the union's top `limit` is the true one, in order, each row once, in its best
+   tier. If the union has fewer than `limit` rows, every walk ran out, so it holds *all*
+   exact and prefix matches. Full names: "first last" starts with the query either because
+   the first name does (the first-name walk finds the row with a smaller key: a shorter
+   value, a tier no worse) or because the first name equals the query up to one of its
+   spaces and the last name starts with the rest: one walk per space of the query, over the
+   (first, last) index; the same for "last first".
+2. Substring (`_substring_tier`, only when 1 did not fill `limit`): walk the newest
+   customers by the created_at index, test each against the match conditions, and stop as
+   soon as `need` are found, reading at most a window of rows (`_windows`). Newest-first
+   does not depend on what a customer is called, so a fragment that a fraction d of
+   customers contain is found after about need/d rows. A full result is exactly the tier's
+   first rows (the walk read a prefix of the tier's order). Otherwise the fragment is rare
+   among the newest customers, so rare: the trigram index's candidates are few, collected
+   in full, the newest `need` kept. Rows found by 1 are excluded by id: 1 found all of them,
+   so this tier is exactly "contains the query, minus those".
+3. Typo tolerance (`_typo_tolerant`): only when 1 and 2 found nothing, for queries with a
+   word of at least TYPO_MIN_WORD characters. Its cost still grows with the number of
+   similar rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Text,
+    all_,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.types import Uuid
+
+from crm.common.search import Column, digits_of, escape_like, phone_digits
+from crm.contacts.models import Contact
+from crm.customers.models import Customer, search_text_of
+
+# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match:
+# "Petrneko" vs "Petrenko" scores about 0.44.
+TYPO_THRESHOLD = 0.4
+
+BYTEWISE = "C"
+
+
+def bytewise(expression: Any) -> ColumnElement[str]:
+    """`expression COLLATE "C"`: compared and indexed byte by byte, so `LIKE 'q%'` is an index range."""
+    collated: ColumnElement[str] = expression.collate(BYTEWISE)
+    return collated
+
+
+def lowered(column: Any) -> ColumnElement[str]:
+    """A field as its search index holds it: lowered by PostgreSQL, in bytewise order."""
+    return bytewise(func.lower(column))
+
+
+def phone_key(column: Any) -> ColumnElement[str]:
+    return bytewise(digits_of(column))
+
+
+def search_columns(entity: Any = Customer) -> tuple[list[Column], list[Column]]:
+    """The searched text fields (names, full name both ways, email, company, tax id) and the phone."""
+    text_columns: list[Column] = [
+        entity.first_name,
+        entity.last_name,
+        entity.first_name + " " + entity.last_name,
+        entity.last_name + " " + entity.first_name,
+        entity.email,
+        entity.company_name,
+        entity.tax_id,
+    ]
+    return text_columns, [entity.phone]
+
+
+def document() -> ColumnElement[str]:
+    """The trigram-indexed text of a customer (every searched field, lowered)."""
+    found: ColumnElement[str] = search_text_of(
+        Customer.first_name, Customer.last_name, Customer.email, Customer.company_name, Customer.tax_id, Customer.phone
+    )
+    return found
+
+
+# Only queries with a word at least this long get the typo-tolerant fallback: at word
+# similarity 0.4 a 4-letter fragment "matches" any word sharing its first two letters
+# ("tech" finds every Tetiana), and single letters ("a b c ...") match nearly every row.
+TYPO_MIN_WORD = 5
+_WORD = re.compile(r"\w+")
+
+
+def typo_tolerant(query: str) -> bool:
+    return any(len(word) >= TYPO_MIN_WORD for word in _WORD.findall(query))
+
+
+# A found customer and its primary contact (fetched in the same statement).
+Found = tuple[Customer, Contact | None]
+
+
+def _with_primary(entity: Any = Customer) -> Select[Any]:
+    primary = (Contact.customer_id == entity.id) & Contact.is_primary
+    return select(entity, Contact).outerjoin(Contact, primary)
+
+
+async def _found(session: AsyncSession, stmt: Select[Any], params: dict[str, Any]) -> list[Found]:
+    return [(customer, contact) for customer, contact in await session.execute(stmt, params)]
+
+
+async def find(session: AsyncSession, query: str, limit: int) -> list[Found]:
+    """The `limit` most relevant customers for a normalized query (see the module docstring)."""
+    found = await _prefix_tiers(session, query, limit)
+    if len(found) < limit:
+        found += await _substring_tier(session, query, limit - len(found), [c.id for c, _ in found])
+    if not found and typo_tolerant(query):
+        found = await _typo_tolerant(session, query, limit)
+    return found
+
+
+# Statements are built once per shape over bind parameters, so a request only binds values.
+def _text(name: str) -> ColumnElement[str]:
+    return func.lower(bindparam(name, type_=String))
+
+
+def _raw(name: str) -> BindParameter[str]:
+    return bindparam(name, type_=String)
+
+
+def _prefix_params(query: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"exact": query, "prefix": escape_like(query) + "%"}
+    digits = phone_digits(query)
+    if digits:
+        params |= {"digits": digits, "digits_prefix": digits + "%"}
+    for n, at in enumerate(i for i, char in enumerate(query) if char == " "):
+        right = query[at + 1 :]
+        params |= {f"left_{n}": query[:at], f"right_{n}": right, f"right_prefix_{n}": escape_like(right) + "%"}
+    return params
+
+
+# --- 1. exact and prefix ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """One bounded index range scan: the rows `matches` accepts, in the index's `order`.
+
+    The order must be the order of (key, second, id): the merge relies on each walk
+    returning its rows smallest key first.
+    """
+
+    matches: tuple[ColumnElement[bool], ...]
+    is_exact: ColumnElement[bool]
+    key: ColumnElement[str]
+    order: tuple[Column, ...]
+    second: ColumnElement[str] | None = None
+
+    def select(self) -> Select[Any]:
+        second = self.second if self.second is not None else bytewise(literal_column("''", Text))
+        return (
+            select(
+                Customer.id.label("id"),
+                case((self.is_exact, 0), else_=1).label("tier"),
+                self.key.label("v"),
+                second.label("w"),
+            )
+            .where(*self.matches)
+            .order_by(*self.order)
+            .limit(bindparam("limit", type_=Integer))
+        )
+
+
+def _field(
+    value: ColumnElement[str], exact: Any, prefix: Any, *where: ColumnElement[bool], second: Any = None
+) -> _Walk:
+    order = (value, *([second] if second is not None else []), Customer.id)
+    return _Walk((value.like(prefix, escape="\\"), *where), value == exact, value, order, second)
+
+
+def _walks(phone: bool, spaces: int) -> list[_Walk]:
+    first, last = lowered(Customer.first_name), lowered(Customer.last_name)
+    exact, prefix = _text("exact"), _text("prefix")
+    walks = [
+        _field(first, exact, prefix, second=last),
+        _field(last, exact, prefix, second=first),
+        _field(lowered(Customer.email), exact, prefix),
+        _field(lowered(Customer.company_name), exact, prefix, Customer.company_name.is_not(None)),
+        _field(lowered(Customer.tax_id), exact, prefix, Customer.tax_id.is_not(None)),
+    ]
+    if phone:
+        walks.append(
+            _field(phone_key(Customer.phone), _raw("digits"), _raw("digits_prefix"), Customer.phone.is_not(None))
+        )
+    # The query spans both names of "first last" or "last first": split it at each space into
+    # the whole of one name and the start of the other (see the module docstring).
+    full_names = (
+        (first, last, lowered(Customer.first_name + " " + Customer.last_name)),
+        (last, first, lowered(Customer.last_name + " " + Customer.first_name)),
+    )
+    for n in range(spaces):
+        whole, start_exact, start_prefix = _text(f"left_{n}"), _text(f"right_{n}"), _text(f"right_prefix_{n}")
+        for one, other, full_name in full_names:
+            matches = (one == whole, other.like(start_prefix, escape="\\"))
+            order = (one, other, Customer.id)
+            walks.append(_Walk(matches, other == start_exact, full_name, order))
+    return walks
+
+
+@functools.lru_cache(maxsize=128)
+def _prefix_statement(phone: bool, spaces: int) -> Select[Any]:
+    hits = union_all(*(walk.select() for walk in _walks(phone, spaces))).subquery("hits")
+    # Each row once, with its smallest key over the walks that found it.
+    best = (
+        select(hits.c.id, hits.c.tier, hits.c.v, hits.c.w)
+        .ext(distinct_on(hits.c.id))
+        .order_by(hits.c.id, hits.c.tier, bytewise(hits.c.v), bytewise(hits.c.w))
+        .subquery("best")
+    )
+    return (
+        _with_primary()
+        .join(best, best.c.id == Customer.id)
+        .order_by(best.c.tier, bytewise(best.c.v), bytewise(best.c.w), Customer.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+async def _prefix_tiers(session: AsyncSession, query: str, limit: int) -> list[Found]:
+    """Exact then prefix matches in any field, at most `limit`, each walk bounded by `limit`."""
+    params = _prefix_params(query)
+    stmt = _prefix_statement("digits" in params, query.count(" "))
+    return await _found(session, stmt, params | {"limit": limit})
+
+
+# --- 2. substring -------------------------------------------------------------------------
+
+
+def _windows(need: int) -> tuple[int, int]:
+    """How many of the newest customers the substring walks read before calling a fragment rare.
+
+    Reading a row costs about 5 us, a trigram candidate about 8 us. The first, short walk
+    settles common fragments (density over 2%) and, finding nothing at all, sends absent or
+    rare ones to the trigram index. Only in between does the second walk read further; its
+    length balances its own cost against the bitmap's worst case (about need/window of the
+    table as candidates): sqrt(need * table * 8/5) for a million customers.
+    """
+    return 50 * need, 1250 * math.isqrt(need)
+
+
+def _matches(entity: Any, phone: bool) -> ColumnElement[bool]:
+    """Matcher.where's conditions (some field contains the query), over bind parameters."""
+    text_columns, phones = search_columns(entity)
+    clauses = [func.lower(c).like(_text("contains"), escape="\\") for c in text_columns]
+    if phone:
+        clauses += [digits_of(c).like(_raw("digits_contains")) for c in phones]
+    return or_(*clauses)
+
+
+def _not_in(entity: Any) -> ColumnElement[bool]:
+    others: ColumnElement[bool] = entity.id != all_(bindparam("exclude", type_=ARRAY(Uuid())))
+    return others
+
+
+@functools.lru_cache(maxsize=4)
+def _substring_statements(phone: bool) -> tuple[Select[Any], Select[Any]]:
+    newest = (
+        select(Customer)
+        .order_by(Customer.created_at.desc(), Customer.id.desc())
+        .limit(bindparam("window", type_=Integer))
+        .subquery("recent")
+    )
+    recent = aliased(Customer, newest)
+    walk = (
+        _with_primary(recent)
+        .where(_matches(recent, phone), _not_in(recent))
+        .order_by(recent.created_at.desc(), recent.id.desc())
+        .limit(bindparam("need", type_=Integer))
+    )
+    # Every candidate of the trigram index, collected first (MATERIALIZED keeps the planner
+    # from walking the created_at index instead), then the newest of them.
+    doc = document()
+    prefilter: ColumnElement[bool] = doc.like(_text("contains"), escape="\\")
+    if phone:
+        prefilter = or_(prefilter, doc.like(_raw("digits_contains")))
+    candidates = (
+        select(Customer.id, Customer.created_at)
+        .where(prefilter, _matches(Customer, phone), _not_in(Customer))
+        .cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
+    rare = (
+        _with_primary()
+        .join(candidates, candidates.c.id == Customer.id)
+        .order_by(candidates.c.created_at.desc(), candidates.c.id.desc())
+        .limit(bindparam("need", type_=Integer))
+    )
+    return walk, rare
+
+
+async def _substring_tier(session: AsyncSession, query: str, need: int, exclude: list[UUID]) -> list[Found]:
+    digits = phone_digits(query)
+    params: dict[str, Any] = {"contains": "%" + escape_like(query) + "%", "exclude": exclude, "need": need}
+    if digits:
+        params["digits_contains"] = "%" + digits + "%"
+    walk, rare = _substring_statements(digits is not None)
+    for window in _windows(need):
+        found = await _found(session, walk, params | {"window": window})
+        if len(found) == need:
+            return found
+        if not found:
+            break
+    # Rare among the newest customers, so rare: the trigram index has few candidates.
+    return await _found(session, rare, params)
+
+
+# --- 3. typos -----------------------------------------------------------------------------
+
+
+async def _typo_tolerant(session: AsyncSession, query: str, limit: int) -> list[Found]:
+    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first."""
+    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
+    lowered_query = func.lower(literal(query, String))
+    doc = document()
+    stmt = (
+        _with_primary()
+        .where(lowered_query.op("<%")(doc))
+        .order_by(func.word_similarity(lowered_query, doc).desc(), Customer.last_name, Customer.first_name, Customer.id)
+        .limit(limit)
+    )
+    return await _found(session, stmt, {})

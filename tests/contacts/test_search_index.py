@@ -1,0 +1,79 @@
+"""Contact search by trigram index: typo-tolerant fallback, and plans that use the index."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+from tests.contacts.support import create_contact
+from tests.helpers import create_customer
+from tests.plans import plan_indexes, statements
+
+
+async def _search(client: httpx.AsyncClient, headers: dict[str, str], query: str, **params: str) -> list[str]:
+    response = await client.get("/api/contacts/search", params={"query": query, **params}, headers=headers)
+    assert response.status_code == 200, response.text
+    return [c["id"] for c in response.json()]
+
+
+async def test_a_misspelt_name_still_finds_the_contact(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    customer = await create_customer(client, admin)
+    petrenko = await create_contact(client, admin, customer["id"], first_name="Ivan", last_name="Petrenko")
+    await create_contact(client, admin, customer["id"], first_name="Olena", last_name="Shevchuk")
+    accountant = await create_contact(client, admin, customer["id"], first_name="Anna", position="Accountant")
+
+    assert await _search(client, admin, "Petrneko") == [petrenko["id"]]
+    assert await _search(client, admin, "Acountant") == [accountant["id"]]
+    assert await _search(client, admin, "Zzyzx") == []
+
+
+async def test_ukrainian_typos_closest_first(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    customer = await create_customer(client, admin)
+    farther = await create_contact(client, admin, customer["id"], first_name="Тарас", last_name="Ковальчук")
+    close = await create_contact(client, admin, customer["id"], first_name="Тарас", last_name="Коваленко")
+    found = await _search(client, admin, "Коваленка")
+    assert found[0] == close["id"]
+    assert farther["id"] not in found[:1]
+
+
+async def test_typos_never_outrank_real_matches(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    customer = await create_customer(client, admin)
+    # "Petrenk" is a prefix of one name: the tiers find it, so no fuzzy neighbour is added.
+    exact = await create_contact(client, admin, customer["id"], first_name="Ivan", last_name="Petrenk")
+    await create_contact(client, admin, customer["id"], first_name="Ivan", last_name="Petranko")
+    assert await _search(client, admin, "Petrenk") == [exact["id"]]
+
+
+async def test_typo_fallback_keeps_the_customer_filter(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    one = await create_customer(client, admin)
+    two = await create_customer(client, admin)
+    mine = await create_contact(client, admin, one["id"], first_name="Ivan", last_name="Petrenko")
+    await create_contact(client, admin, two["id"], first_name="Ivan", last_name="Petrenko")
+    assert await _search(client, admin, "Petrneko", customerId=one["id"]) == [mine["id"]]
+    assert await _search(client, admin, "Petrneko", customerId=str(uuid.uuid4())) == []
+
+
+async def test_search_plans_use_the_trigram_index(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], db: asyncpg.Connection[Any]
+) -> None:
+    customer = await create_customer(client, admin)
+    await db.execute(
+        "INSERT INTO contacts (customer_id, first_name, last_name, phone, created_at, updated_at)"
+        " SELECT $1, 'Name' || i, 'Surname' || i, '+44 20 ' || i, now(), now() FROM generate_series(1, 3000) i",
+        uuid.UUID(customer["id"]),
+    )
+    await create_contact(client, admin, customer["id"], first_name="Ivan", last_name="Petrenko", phone="+380 67 999")
+    await db.execute("ANALYZE contacts")
+
+    # A name, phone digits, and the typo-tolerant fallback.
+    for query in ("petrenko", "+380 (67) 99", "Petrneko"):
+        with statements(app) as seen:
+            assert len(await _search(client, admin, query)) == 1, query
+        searches = [(s, p) for s, p in seen if "crm_contact_search_text" in s]
+        assert searches, seen
+        for statement, parameters in searches:
+            assert "ix_contacts_search_trgm" in await plan_indexes(db, statement, parameters), statement
