@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, func
+from sqlalchemy import MetaData, Select, func
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -109,7 +111,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
-def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return maker
 
@@ -131,6 +133,35 @@ async def _core_connection(request: Request) -> AsyncIterator[AsyncConnection]:
 
 # For list pages and other reads built with select(): see _core_connection.
 CoreConnection = Annotated[AsyncConnection, Depends(_core_connection, scope="function")]
+
+
+_DRIVER_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A select() compiled once for asyncpg, to run on the read pool with values by name.
+
+    Hot reads keep typed statements but skip SQLAlchemy's per-execution work (cache key,
+    result processing): build the statement once per shape over bindparam()s, then fetch
+    with the request's values. Bound literals inside the statement keep their own values.
+    """
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, statement: Select[*tuple[Any, ...]]) -> DriverStatement:
+        compiled = statement.compile(dialect=_DRIVER_DIALECT)
+        names = tuple(compiled.positiontup or ())
+        defaults = {name: compiled.binds[name].effective_value for name in names}
+        return cls(compiled.string, names, defaults)
+
+    async def fetch(self, connection: asyncpg.Connection, values: Mapping[str, Any]) -> list[asyncpg.Record]:
+        merged = {**self.defaults, **values}
+        rows: list[asyncpg.Record] = await connection.fetch(self.sql, *(merged[name] for name in self.names))
+        return rows
 
 
 def _driver_dsn(database_url: str) -> str:

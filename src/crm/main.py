@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,6 +58,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             follow_redirects=False,
         )
         app.state.order_client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
+        # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
+        # as the process: move it out of the collector's sight, so that full collections only
+        # walk what requests allocate. Without this, each one walked the whole framework and
+        # showed up as the slowest 1% of requests.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:

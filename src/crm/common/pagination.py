@@ -67,14 +67,16 @@ class PageParams:
         return 0 if self.cursor is not None else (self.page - 1) * self.limit
 
 
-def _page_params(
+# async, like every dependency here: FastAPI runs a plain `def` dependency in a worker thread,
+# a thread hop per request for what is a few attribute assignments.
+async def _page_params(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 10,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)
 
 
-def _cursor_page_params(
+async def _cursor_page_params(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number (ignored with `cursor`)")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 10,
     cursor: Annotated[

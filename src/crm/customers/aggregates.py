@@ -10,7 +10,7 @@ The trigger and the rebuild function are defined in the migration
 from __future__ import annotations
 
 import asyncpg
-from sqlalchemy import BigInteger, Select, SmallInteger, String, func, select
+from sqlalchemy import BigInteger, Select, SmallInteger, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.db import Base
@@ -39,11 +39,12 @@ async def segment_counts(connection: asyncpg.Connection) -> list[tuple[str, str,
     return [(r["status"], r["type"], r["n"]) for r in await connection.fetch(_SEGMENT_COUNTS)]
 
 
-def count_statement(status: str | None, type_: str | None) -> Select[int]:
-    """How many customers have this status and type (None: any), without touching `customers`."""
+def count_statement(by_status: bool, by_type: bool) -> Select[int]:
+    """How many customers have the status / type bound to the parameters `status` / `type`
+    (each only if asked for), without touching `customers`."""
     stmt = select(func.coalesce(func.sum(CustomerSegmentCount.n), 0))
-    if status is not None:
-        stmt = stmt.where(CustomerSegmentCount.status == status)
-    if type_ is not None:
-        stmt = stmt.where(CustomerSegmentCount.type == type_)
+    if by_status:
+        stmt = stmt.where(CustomerSegmentCount.status == bindparam("status", type_=String))
+    if by_type:
+        stmt = stmt.where(CustomerSegmentCount.type == bindparam("type", type_=String))
     return stmt

@@ -23,7 +23,7 @@ from crm.customers.schemas import (
     CustomerUpdate,
     Segments,
 )
-from crm.db import CoreConnection, ReadConnection, Session
+from crm.db import ReadConnection, Session
 from crm.idempotency import service as idempotency
 from crm.idempotency.service import IdempotencyKeyHeader
 
@@ -51,7 +51,7 @@ def _detail(view: service.CustomerView) -> CustomerDetail:
 async def list_customers(
     # Authorization before the connection: a refused request never takes one from the pool.
     _: Annotated[Grant, Depends(require("customers", "read"))],
-    connection: CoreConnection,
+    connection: ReadConnection,
     paging: CursorPaging,
     status_: Annotated[CustomerStatus | None, Query(alias="status")] = None,
     type_: Annotated[CustomerType | None, Query(alias="type")] = None,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import ColumnElement, Row, Select, func, or_, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, literal_column, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from crm.common import db_errors
 from crm.common.concurrency import Precondition
@@ -24,6 +27,7 @@ from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from crm.customers.search import document as _document
 from crm.customers.search import search_columns as _search_columns
+from crm.db import DriverStatement
 from crm.errors import Conflict, NotFound, ValidationFailed
 
 SORTABLE = {
@@ -65,34 +69,39 @@ class CustomerView:
 
 
 def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
+    """The list's conditions, over named parameters (see ListShape): values are bound at fetch."""
     where: list[ColumnElement[bool]] = []
     if filters.status is not None:
-        where.append(Customer.status == filters.status.value)
+        where.append(Customer.status == bindparam("status", type_=String))
     if filters.type is not None:
-        where.append(Customer.type == filters.type.value)
+        where.append(Customer.type == bindparam("type", type_=String))
     if filters.owner_id is not None:
-        where.append(Customer.owner_id == filters.owner_id)
+        where.append(Customer.owner_id == bindparam("owner_id", type_=Uuid))
     if filters.search is not None:
         matcher = Matcher(filters.search)
         where += [matcher.prefilter(_document()), matcher.where(*_search_columns())]
     return where
 
 
+def _filter_values(filters: CustomerFilters) -> dict[str, Any]:
+    return {
+        "status": filters.status.value if filters.status else None,
+        "type": filters.type.value if filters.type else None,
+        "owner_id": filters.owner_id,
+    }
+
+
 def _total(filters: CustomerFilters, where: list[ColumnElement[bool]]) -> Select[int]:
     if filters.owner_id is None and filters.search is None:
         # Status/type filters only: the maintained counters answer without counting rows.
-        return aggregates.count_statement(
-            filters.status.value if filters.status else None,
-            filters.type.value if filters.type else None,
-        )
+        return aggregates.count_statement(filters.status is not None, filters.type is not None)
     return select(func.count()).select_from(Customer).where(*where)
 
 
-def _after(cursor: Cursor, sort_by: str, order: SortOrder) -> ColumnElement[bool]:
-    """Rows strictly after the cursor's row in (sort column, id) order, NULLs placed as PostgreSQL does."""
+def _cursor_values(cursor: Cursor, sort_by: str, order: SortOrder) -> tuple[object, UUID]:
+    """The cursor row's sort value and id, checked against the request's sort."""
     if cursor.sort_by != sort_by or cursor.order != order.value:
         raise ValidationFailed.field("cursor", f"was issued for sortBy={cursor.sort_by} sortOrder={cursor.order}")
-    column = SORTABLE[sort_by]
     try:
         last_id = UUID(cursor.id)
         value: object = cursor.value
@@ -100,33 +109,35 @@ def _after(cursor: Cursor, sort_by: str, order: SortOrder) -> ColumnElement[bool
             value = datetime.fromisoformat(str(value))
     except ValueError:
         raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
+    if value is None and sort_by not in _NULLABLE:
+        raise ValidationFailed.field("cursor", "is not a cursor this service issued")
+    return value, last_id
+
+
+def _after(sort_by: str, order: SortOrder, null_value: bool) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's row (parameters after_value, after_id) in (sort column, id)
+    order, NULLs placed as PostgreSQL does."""
+    column = SORTABLE[sort_by]
+    value = bindparam("after_value", type_=column.type)
+    last_id = bindparam("after_id", type_=Uuid)
     ascending = order is SortOrder.ASC
-    if value is None:
-        if sort_by not in _NULLABLE:
-            raise ValidationFailed.field("cursor", "is not a cursor this service issued")
+    if null_value:
         # NULLs sort last ascending, first descending.
         tail = column.is_(None) & (Customer.id > last_id if ascending else Customer.id < last_id)
         return tail if ascending else or_(tail, column.is_not(None))
     if sort_by not in _NULLABLE:
         # A row comparison walks the (column, id) index directly.
-        return (
-            tuple_(column, Customer.id) > (value, last_id)
-            if ascending
-            else tuple_(column, Customer.id)
-            < (
-                value,
-                last_id,
-            )
-        )
+        pair = tuple_(column, Customer.id)
+        return pair > tuple_(value, last_id) if ascending else pair < tuple_(value, last_id)
     same = (column == value) & (Customer.id > last_id if ascending else Customer.id < last_id)
     beyond = or_(column > value, column.is_(None)) if ascending else column < value
     return or_(beyond, same)
 
 
-def _cursor_of(row: Row[*tuple[Any, ...]], sort_by: str, order: SortOrder) -> str:
-    value = getattr(row, sort_by)
+def _cursor_of(row: Mapping[str, Any], sort_by: str, order: SortOrder) -> str:
+    value = row[sort_by]
     encoded = value.isoformat() if isinstance(value, datetime) else value
-    return Cursor(sort_by, order.value, encoded, str(row.id)).encode()
+    return Cursor(sort_by, order.value, encoded, str(row["id"])).encode()
 
 
 _CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
@@ -138,40 +149,102 @@ _LIST_COLUMNS = (
 )
 
 
-def _list_item(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
-    fields = row._mapping
-    item = {name: fields[name] for name in _CUSTOMER_FIELDS}
-    item["primary_contact"] = {name: fields["k_" + name] for name in _CONTACT_FIELDS} if fields["k_id"] else None
+@dataclass(frozen=True, slots=True)
+class ListShape:
+    """What decides the list statement's text; the values are parameters."""
+
+    sort_by: str
+    order: SortOrder
+    status: bool
+    type: bool
+    owner: bool
+    cursor: bool
+    cursor_null: bool
+    # In the text, not a parameter: with an unknown LIMIT a generic plan expects a tenth of the
+    # table on the page and joins it by hash; a known one keeps the nested index look-ups.
+    rows: int
+
+
+def _list_statement(shape: ListShape, search: str | None) -> Select[*tuple[Any, ...]]:
+    filters = CustomerFilters(
+        status=CustomerStatus.active if shape.status else None,  # presence only: values are bound
+        type=CustomerType.business if shape.type else None,
+        owner_id=UUID(int=0) if shape.owner else None,
+        search=search,
+    )
+    where = _filtered(filters)
+    total = _total(filters, where)
+    column = SORTABLE[shape.sort_by]
+    # Ties broken by id in the same direction, so pages never repeat or skip a row.
+    ascending = shape.order is SortOrder.ASC
+    ordering = (column.asc(), Customer.id.asc()) if ascending else (column.desc(), Customer.id.desc())
+    if shape.cursor:
+        where.append(_after(shape.sort_by, shape.order, shape.cursor_null))
+    # The page's ids first (an index-only walk past a deep offset), then their rows and primary
+    # contacts: joined before the offset, every skipped row would cost a contact look-up.
+    on_page = (
+        select(Customer.id)
+        .where(*where)
+        .order_by(*ordering)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(literal_column(str(int(shape.rows))))
+        .subquery()
+    )
+    return (
+        select(*_LIST_COLUMNS, total.scalar_subquery().label("total"))
+        .select_from(Customer)
+        .join(on_page, on_page.c.id == Customer.id)
+        .outerjoin(Contact, (Contact.customer_id == Customer.id) & Contact.is_primary)
+        .order_by(*ordering)
+    )
+
+
+@lru_cache(maxsize=256)
+def _list_driver_statement(shape: ListShape) -> DriverStatement:
+    return DriverStatement.of(_list_statement(shape, None))
+
+
+def _list_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    item = {name: row[name] for name in _CUSTOMER_FIELDS}
+    item["primary_contact"] = {name: row["k_" + name] for name in _CONTACT_FIELDS} if row["k_id"] else None
     return item
 
 
 async def list_customers(
-    connection: AsyncConnection, filters: CustomerFilters, page: PageParams, sort_by: str, order: SortOrder
+    connection: asyncpg.Connection, filters: CustomerFilters, page: PageParams, sort_by: str, order: SortOrder
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """A page of customers (each with its primary contact), the total, and the next page's cursor.
 
     One statement: the page, the primary contacts and the total come from one snapshot in
-    one round trip (the list is the page staff reload all day).
+    one round trip (the list is the page staff reload all day). Its text depends only on
+    the ListShape, so it is built and compiled once per shape; a search filter carries its
+    own terms and is compiled per request.
     """
-    where = _filtered(filters)
-    total = _total(filters, where)
-    column = SORTABLE[sort_by]
-    # Ties broken by id in the same direction, so pages never repeat or skip a row.
-    ordering = (column.asc(), Customer.id.asc()) if order is SortOrder.ASC else (column.desc(), Customer.id.desc())
+    values = {**_filter_values(filters), "offset": page.offset}
+    cursor_null = False
     if page.cursor is not None:
-        where = [*where, _after(page.cursor, sort_by, order)]
-    stmt = (
-        select(*_LIST_COLUMNS, total.scalar_subquery().label("total"))
-        .select_from(Customer)
-        .outerjoin(Contact, (Contact.customer_id == Customer.id) & Contact.is_primary)
-        .where(*where)
-        .order_by(*ordering)
-        .offset(page.offset)
-        .limit(page.limit + 1)
+        values["after_value"], values["after_id"] = _cursor_values(page.cursor, sort_by, order)
+        cursor_null = values["after_value"] is None
+    shape = ListShape(
+        sort_by,
+        order,
+        filters.status is not None,
+        filters.type is not None,
+        filters.owner_id is not None,
+        page.cursor is not None,
+        cursor_null,
+        page.limit + 1,  # one more than the page: is there a next one?
     )
-    rows = list(await connection.execute(stmt))
-    # Past the last page no row carries the total: ask for it alone.
-    count = int(rows[0].total) if rows else int(await connection.scalar(total) or 0)
+    if filters.search is None:
+        statement = _list_driver_statement(shape)
+    else:
+        statement = DriverStatement.of(_list_statement(shape, filters.search))
+    rows = await statement.fetch(connection, values)
+    if rows:
+        count = int(rows[0]["total"])
+    else:  # past the last page no row carries the total: ask for it alone
+        total = _total(filters, _filtered(filters))
+        count = int((await DriverStatement.of(total).fetch(connection, values))[0][0] or 0)
     next_cursor = _cursor_of(rows[page.limit - 1], sort_by, order) if len(rows) > page.limit else None
     return [_list_item(row) for row in rows[: page.limit]], count, next_cursor
 

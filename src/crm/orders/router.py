@@ -34,7 +34,7 @@ _UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _client(request: Request) -> OrderServiceClient:
+async def _client(request: Request) -> OrderServiceClient:
     client: OrderServiceClient = request.app.state.order_client
     return client
 
