@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, Select, func
+from sqlalchemy import MetaData, Select, TextClause, func
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -81,8 +81,10 @@ def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
             "server_settings": {
                 "application_name": "crm",
                 "statement_timeout": str(settings.db_statement_timeout_ms),
-                # Interpret and render timestamps in UTC whatever the server's default is.
+                # Interpret and render timestamps in UTC, and dates as YYYY-MM-DD, whatever the
+                # server's defaults are.
                 "TimeZone": "UTC",
+                "DateStyle": "ISO",
             },
         },
     )
@@ -152,7 +154,7 @@ class DriverStatement:
     defaults: Mapping[str, Any]
 
     @classmethod
-    def of(cls, statement: Select[*tuple[Any, ...]]) -> DriverStatement:
+    def of(cls, statement: Select[*tuple[Any, ...]] | TextClause) -> DriverStatement:
         compiled = statement.compile(dialect=_DRIVER_DIALECT)
         names = tuple(compiled.positiontup or ())
         defaults = {name: compiled.binds[name].effective_value for name in names}
@@ -191,6 +193,7 @@ async def create_read_pool(settings: Settings, database_url: str) -> asyncpg.Poo
             "application_name": "crm-read",
             "statement_timeout": str(settings.db_statement_timeout_ms),
             "TimeZone": "UTC",
+            "DateStyle": "ISO",
             # These reads look rows up by key: the best plan never depends on the value, and
             # PostgreSQL's default would keep re-planning them (planning the customer + contacts
             # join took 4x as long as running it).

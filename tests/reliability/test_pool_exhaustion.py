@@ -32,7 +32,9 @@ async def test_exhausted_pool_answers_503_fast(
             await wait_for_lock_waiters(db, 1)
 
             started = time.perf_counter()
-            response = await asyncio.wait_for(http.get("/api/customers", headers=admin), timeout=5)
+            # A read that needs a session (the list's own read pool is another pool: see below).
+            contacts = f"/api/contacts/customer/{customer['id']}"
+            response = await asyncio.wait_for(http.get(contacts, headers=admin), timeout=5)
             elapsed = time.perf_counter() - started
             body = assert_problem(response, 503)
             assert body["type"] == "urn:crm:problem:database-unavailable"
@@ -55,7 +57,29 @@ async def test_exhausted_pool_answers_503_fast(
         updated = await asyncio.wait_for(put, timeout=5)
         assert updated.status_code == 200, updated.text
         assert updated.json()["notes"] == "waited"
-        assert (await http.get("/api/customers", headers=admin)).status_code == 200
+        assert (await http.get(contacts, headers=admin)).status_code == 200
 
     assert await db.fetchval("SELECT notes FROM customers WHERE id = $1", customer_id) == "waited"
     assert await db.fetchval("SELECT count(*) FROM customers WHERE first_name = 'No' AND last_name = 'Room'") == 0
+
+
+async def test_exhausted_read_pool_answers_503_fast(
+    settings: Settings, database_url: str, admin: dict[str, str]
+) -> None:
+    """The single-statement reads (list, segments, GET by id) have a pool of their own: when
+    it has no connection to give within the pool timeout, the same 503, never a hang."""
+    async with app_client(settings, database_url, db_pool_size=1, db_pool_timeout=0.5) as (app, http):
+        customer = await create_customer(http, admin)
+        held = await app.state.read_pool.acquire()  # its only connection
+        try:
+            for path in ("/api/customers", "/api/customers/segments", f"/api/customers/{customer['id']}"):
+                started = time.perf_counter()
+                response = await asyncio.wait_for(http.get(path, headers=admin), timeout=5)
+                elapsed = time.perf_counter() - started
+                body = assert_problem(response, 503)
+                assert body["type"] == "urn:crm:problem:database-unavailable"
+                assert response.headers["Retry-After"] == "2"
+                assert 0.4 <= elapsed < 2.0, (path, elapsed)
+        finally:
+            await app.state.read_pool.release(held)
+        assert (await http.get("/api/customers", headers=admin)).status_code == 200
