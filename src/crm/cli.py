@@ -67,7 +67,7 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address (default: HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (default: PORT or 8003)")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes (default: cores)")] = None,
     grace: Annotated[int, typer.Option(help="seconds in-flight requests get on shutdown")] = 10,
 ) -> None:
     """Apply pending migrations (under an advisory lock), then serve the API."""
@@ -100,7 +100,8 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers,
+        # One process per core: measured against 1 and 3 on this 2-core machine (bench/results).
+        workers=workers or os.cpu_count() or 1,
         log_config=None,
         access_log=False,
         proxy_headers=False,

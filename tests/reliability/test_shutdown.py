@@ -97,8 +97,10 @@ def crm_serve(tmp_path: Path, database_url: str, settings: Settings, grace: int)
     }
     with log.open("wb") as out:
         # cwd: a directory without a `.env`, so the environment above is the whole configuration.
+        # One worker: this is the drain of a serving process. With several, uvicorn's supervisor
+        # keeps the listening socket open until every worker has drained (README, shutdown).
         process = subprocess.Popen(
-            [str(CRM), "serve", "--port", str(port), "--grace", str(grace)],
+            [str(CRM), "serve", "--port", str(port), "--grace", str(grace), "--workers", "1"],
             env=env,
             cwd=tmp_path,
             stdout=out,

@@ -310,6 +310,9 @@ async def create_customer(session: AsyncSession, data: CustomerCreate, creator_i
     session.add(customer)
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
     new_contacts = contacts.new_contacts_for_new_customer(customer.id, data.contacts, customer.created_at)
+    if not new_contacts:
+        # Nothing else can have contacts of a customer this transaction has not committed yet.
+        return CustomerView(customer, None, [])
     session.add_all(new_contacts)
     await db_errors.flush(session, {})
     return await _with_contacts(session, customer)
