@@ -248,3 +248,15 @@ async def test_typos_only_when_nothing_matches_and_not_for_short_queries(
     assert await _search(client, admin, "tech") == []
     assert await _search(client, admin, "tech tech") == []
     assert await _search(client, admin, "tetyana") == [tetiana]
+
+
+async def test_prefix_walks_reach_characters_high_in_unicode(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    # The walks' index range ends at the query followed by U+10FFFF: names whose next character
+    # is anywhere below it (astral emoji, U+FFFD, CJK) are still prefix matches.
+    names = ["Bond\U0001f600", "Bond\ufffd", "Bond\u4e2d", "Bond"]
+    made = {name: (await create_customer(client, admin, last_name=name))["id"] for name in names}
+    response = await client.get("/api/customers/search", params={"query": "bond", "limit": 10}, headers=admin)
+    assert response.status_code == 200, response.text
+    found = [c["id"] for c in response.json()]
+    assert found[0] == made["Bond"]  # the exact match first
+    assert set(found) == set(made.values())

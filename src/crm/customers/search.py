@@ -208,11 +208,23 @@ class _Walk:
         )
 
 
+# Above every string that starts with a given text, save those whose next character is this
+# one (U+10FFFF, a noncharacter no name or email carries).
+_TOP = chr(0x10FFFF)
+
+
+def _starts_with(value: ColumnElement[str], exact: Any, prefix: Any) -> tuple[ColumnElement[bool], ...]:
+    """`value` starts with the query: the LIKE decides, and the range it implies in bytewise
+    order is spelled out, because a generic plan cannot read a range from a LIKE parameter;
+    with it PostgreSQL can reuse one plan instead of planning every search (~1 ms each)."""
+    return (value >= bytewise(exact), value < bytewise(exact.concat(_TOP)), value.like(prefix, escape="\\"))
+
+
 def _field(
     value: ColumnElement[str], exact: Any, prefix: Any, *where: ColumnElement[bool], second: Any = None
 ) -> _Walk:
     order = (value, *([second] if second is not None else []), Customer.id)
-    return _Walk((value.like(prefix, escape="\\"), *where), value == exact, value, order, second)
+    return _Walk((*_starts_with(value, exact, prefix), *where), value == exact, value, order, second)
 
 
 def _walks(phone: bool, spaces: int) -> list[_Walk]:
@@ -238,7 +250,7 @@ def _walks(phone: bool, spaces: int) -> list[_Walk]:
     for n in range(spaces):
         whole, start_exact, start_prefix = _text(f"left_{n}"), _text(f"right_{n}"), _text(f"right_prefix_{n}")
         for one, other, full_name in full_names:
-            matches = (one == whole, other.like(start_prefix, escape="\\"))
+            matches = (one == whole, *_starts_with(other, start_exact, start_prefix))
             order = (one, other, Customer.id)
             walks.append(_Walk(matches, other == start_exact, full_name, order))
     return walks
