@@ -375,10 +375,57 @@ def write_report(
         "",
         "Peak RSS per worker process: " + ", ".join(f"{v / 2**20:.0f} MB" for v in sorted(rss.values())),
         "",
+        *targets_table(results, rss),
     ]
     out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
     out.write_text("\n".join(lines))
     log(f"wrote {out}")
+
+
+def targets_table(results: dict[str, dict[str, Any]], rss: dict[int, int]) -> list[str]:
+    """The issue's targets against this run, each marked met or not."""
+
+    def p99(name: str) -> float:
+        return float(results[name]["p99_ms"])
+
+    ratio = results["GET customer by id"]["rps"] / results["baseline: GET customer by id"]["rps"]
+    peak = max(rss.values(), default=0) / 2**20
+    rows = [
+        (
+            "GET customer by id",
+            ">= 75% of baseline, p99 < 50 ms",
+            f"{ratio:.0%}, p99 {p99('GET customer by id'):.0f} ms",
+            ratio >= 0.75 and p99("GET customer by id") < 50,
+        ),
+        (
+            "list first page; page by cursor",
+            "p99 < 50 ms",
+            f"{p99('list, first page'):.0f} ms; {p99('list, same depth by cursor'):.0f} ms",
+            max(p99("list, first page"), p99("list, same depth by cursor")) < 50,
+        ),
+        (
+            "search, 4-letter fragment",
+            "p99 < 100 ms",
+            f"{p99('search, 4-letter fragment'):.0f} ms",
+            p99("search, 4-letter fragment") < 100,
+        ),
+        (
+            "segments; statistics (all time)",
+            "p99 < 50 ms",
+            f"{p99('segments'):.0f} ms; {p99('interaction statistics (all time)'):.0f} ms",
+            max(p99("segments"), p99("interaction statistics (all time)")) < 50,
+        ),
+        (
+            "POST customer",
+            ">= 1,000/s",
+            f"{results['POST customer']['rps']:.0f}/s",
+            results["POST customer"]["rps"] >= 1000,
+        ),
+        ("memory", "< 250 MB RSS per worker", f"{peak:.0f} MB peak", 0 < peak < 250),
+    ]
+    lines = ["## Against the issue's targets (this run)", "", "| case | target | measured | met |", "|---|---|---|---|"]
+    lines += [f"| {case} | {target} | {measured} | {'yes' if met else 'no'} |" for case, target, measured, met in rows]
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
