@@ -16,10 +16,12 @@ from crm.auth.tokens import TokenVerifier
 from crm.common.openapi import install_problem_schema, problem_doc
 from crm.config import Settings, get_settings
 from crm.contacts.router import router as contacts_router
-from crm.customers.fast_read import FastCustomerRead
+from crm.customers import fast_read as customer_reads
 from crm.customers.router import router as customers_router
 from crm.db import create_engine, create_read_pool, create_sessionmaker
 from crm.errors import install_error_handlers, problem_response
+from crm.fastpath import FastPath
+from crm.interactions import fast_read as interaction_reads
 from crm.interactions.router import router as interactions_router
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
@@ -86,7 +88,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.token_verifier = TokenVerifier(settings)
     app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
     # Innermost: CORS and the request middleware wrap its answers like any other.
-    app.add_middleware(FastCustomerRead)
+    app.add_middleware(FastPath, reads=[*customer_reads.READS, *interaction_reads.READS])
     if settings.cors_origin_list:
         # Off unless origins are listed; then only those, and credentials only by header.
         app.add_middleware(

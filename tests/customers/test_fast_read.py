@@ -1,6 +1,6 @@
-"""The framework-free `GET /api/customers/{id}` (crm.customers.fast_read).
+"""The plain reads answered below the framework (crm.fastpath, crm.*.fast_read).
 
-It must answer the plain success exactly as the application would (same body, same
+They must answer the plain success exactly as the application would (same body, same
 headers) and leave every other case to the application. The middleware is driven here
 with a real downstream ASGI app that records whether it was called, so each test shows
 which of the two answered.
@@ -19,7 +19,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from crm.customers.fast_read import FastCustomerRead
+from crm.customers import fast_read as customer_reads
+from crm.fastpath import FastPath
+from crm.interactions import fast_read as interaction_reads
 from tests.helpers import TokenFactory, create_customer
 
 
@@ -36,14 +38,16 @@ class Downstream:
 
 
 async def drive(app: FastAPI, path: str, headers: dict[str, str]) -> tuple[Downstream, dict[str, Any]]:
-    """One request through FastCustomerRead alone, with `app` as the application state."""
+    """One request through FastPath alone, with `app` as the application state."""
     downstream = Downstream()
-    middleware = FastCustomerRead(downstream)
+    middleware = FastPath(downstream, [*customer_reads.READS, *interaction_reads.READS])
     sent: list[dict[str, Any]] = []
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "method": "GET",
         "path": path,
+        "query_string": query.encode(),
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "app": app,
     }
@@ -173,5 +177,77 @@ async def test_a_read_pool_that_cannot_serve_leaves_the_request_to_the_applicati
     customer = await create_customer(client, admin)
     path = f"/api/customers/{customer['id']}"
     await app.state.read_pool.close()
+    downstream, _ = await drive(app, path, admin)
+    assert downstream.calls == 1
+
+
+async def _slow_then_fast(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, path: str
+) -> tuple[httpx.Response, Downstream, dict[str, Any]]:
+    """The application's answer (a token new to the process), then the fast path's (now remembered)."""
+    reader = tokens.headers("employee", user_id=uuid.uuid4())
+    slow = await client.get(path, headers=reader)
+    downstream, fast = await drive(app, path, reader)
+    return slow, downstream, fast
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/customers",
+        "/api/customers?limit=2",
+        "/api/customers?page=2&limit=2",
+        "/api/customers?limit=3&page=1",
+        "/api/customers/segments",
+        "/api/interactions/statistics",
+    ],
+)
+async def test_plain_reads_answer_what_the_application_answers(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, admin: dict[str, str], path: str
+) -> None:
+    for status in ("active", "lead", "active", "inactive", "prospect"):
+        customer = await create_customer(client, admin, status=status, contacts=[{"first_name": "K", "last_name": "C"}])
+        body = {"customer_id": customer["id"], "type": "call", "subject": "Hello"}
+        assert (await client.post("/api/interactions", json=body, headers=admin)).status_code == 201
+    slow, downstream, fast = await _slow_then_fast(app, client, tokens, path)
+    assert slow.status_code == 200, slow.text
+    assert downstream.calls == 0, "a plain read with a remembered token should not reach the application"
+    assert fast["status"] == 200
+    assert fast["body"] == slow.content
+    assert fast["headers"][b"content-type"].decode() == slow.headers["content-type"]
+
+
+async def test_a_cursor_page_is_answered_like_the_application(
+    app: FastAPI, client: httpx.AsyncClient, tokens: TokenFactory, admin: dict[str, str]
+) -> None:
+    for _ in range(5):
+        await create_customer(client, admin)
+    first = await client.get("/api/customers?limit=2", headers=admin)
+    cursor = first.json()["pagination"]["nextCursor"]
+    slow, downstream, fast = await _slow_then_fast(app, client, tokens, f"/api/customers?limit=2&cursor={cursor}")
+    assert (downstream.calls, fast["status"]) == (0, 200)
+    assert fast["body"] == slow.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/customers?sortBy=last_name",  # anything beyond page/limit/cursor
+        "/api/customers?status=active",
+        "/api/customers?limit=0",
+        "/api/customers?limit=101",
+        "/api/customers?page=01",
+        "/api/customers?limit=10&limit=20",
+        "/api/customers?limit",
+        "/api/customers?cursor=not-a-cursor",
+        "/api/customers/segments?x=1",
+        "/api/interactions/statistics?startDate=2025-01-01",
+        "/api/customers/search?query=ab",  # not a plain read at all
+    ],
+)
+async def test_anything_but_a_plain_read_goes_to_the_application(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], path: str
+) -> None:
+    await create_customer(client, admin)  # makes the admin's token known
     downstream, _ = await drive(app, path, admin)
     assert downstream.calls == 1

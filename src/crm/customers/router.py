@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from crm.auth.dependencies import Grant, require
 from crm.common.concurrency import IfMatchHeader, etag, parse_if_match, set_etag
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
-from crm.common.pagination import CursorPaging, Pagination, SortOrder, SortOrderQuery, parse_sort_order
+from crm.common.pagination import CursorPaging, PageParams, Pagination, SortOrder, SortOrderQuery, parse_sort_order
 from crm.common.search import normalize_query
 from crm.common.types import SearchText
 from crm.contacts.schemas import ContactOut
@@ -70,11 +70,16 @@ async def list_customers(
     )
     order = parse_sort_order(sort_order, SortOrder.DESC)
     items, total, next_cursor = await service.list_customers(connection, filters, paging, sort_by, order)
+    # Serialised once here: returning the model would have FastAPI validate it a second time.
+    return Response(list_page_json(items, paging, total, next_cursor), media_type="application/json")
+
+
+def list_page_json(items: list[dict[str, Any]], paging: PageParams, total: int, next_cursor: str | None) -> bytes:
+    """The list's answer (also rendered by crm.customers.fast_read for plain first pages)."""
     page = CustomerList.model_validate(
         {"customers": items, "pagination": Pagination.of(paging, total, next_cursor)}, by_name=True
     )
-    # Serialised once here: returning the model would have FastAPI validate it a second time.
-    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
+    return page.model_dump_json(by_alias=True).encode()
 
 
 @router.get(

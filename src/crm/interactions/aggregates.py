@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
@@ -223,13 +224,10 @@ SELECT json_build_object(
 _EVERYONE_ON_DRIVER = DriverStatement.of(_EVERYONE)
 
 
-async def statistics_document(connection: AsyncConnection, whole: Split, types: Sequence[str]) -> str:
-    """The statistics JSON of everyone over the whole days of `whole` (no edges), from the totals.
-
-    Run on the driver connection itself: one prepared statement and one text value back.
-    """
-    driver = (await connection.get_raw_connection()).driver_connection
+async def statistics_document(connection: asyncpg.Connection, whole: Split, types: Sequence[str]) -> str:
+    """The statistics JSON of everyone over the whole days of `whole` (no edges), from the totals:
+    one prepared statement on the driver connection, one text value back."""
     rows = await _EVERYONE_ON_DRIVER.fetch(
-        driver, {"first_day": whole.first_day, "end_day": whole.end_day, "types": list(types)}
+        connection, {"first_day": whole.first_day, "end_day": whole.end_day, "types": list(types)}
     )
     return str(rows[0][0])

@@ -222,7 +222,8 @@ async def statistics(connection: AsyncConnection, filters: InteractionFilters) -
     """
     pieces = aggregates.split(filters.dates)
     if filters.customer_id is None and filters.user_id is None and not pieces.edges:
-        return await aggregates.statistics_document(connection, pieces, [t.value for t in InteractionType])
+        driver = (await connection.get_raw_connection()).driver_connection
+        return await aggregates.statistics_document(driver, pieces, [t.value for t in InteractionType])
     snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
     async with snapshot.begin():
         if filters.customer_id is not None:
