@@ -50,6 +50,12 @@ class Answer:
 Parsed = Callable[[str, bytes], object | None]
 
 
+def no_query(tail: str, query: bytes) -> object | None:
+    """For reads that take no parameters: any query string is for the application to judge."""
+    del tail
+    return True if not query else None
+
+
 @dataclass(frozen=True, slots=True)
 class PlainRead:
     """One GET route: `path` exactly, or any path with `prefix` and a tail of `tail_length`."""

@@ -15,15 +15,11 @@ from crm.customers import service
 from crm.customers.router import list_page_json
 from crm.customers.schemas import CustomerDetail, Segments
 from crm.errors import DomainError
-from crm.fastpath import Answer, PlainRead
+from crm.fastpath import Answer, PlainRead, no_query
 
 _ID_LENGTH = 36  # canonical 8-4-4-4-12 form; other spellings FastAPI accepts take the long way
 _DIGITS = re.compile(r"[1-9][0-9]{0,6}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2048}")
-
-
-def _no_query(tail: str, query: bytes) -> object | None:
-    return True if not query else None
 
 
 def _customer_id(tail: str, query: bytes) -> object | None:
@@ -77,7 +73,7 @@ async def _segments(connection: asyncpg.Connection, _: Any) -> Answer:
 
 
 READS = (
-    PlainRead("customers", _no_query, _segments, path="/api/customers/segments"),
+    PlainRead("customers", no_query, _segments, path="/api/customers/segments"),
     PlainRead("customers", _list_params, _list, path="/api/customers"),
     PlainRead("customers", _customer_id, _customer, prefix="/api/customers/", tail_length=_ID_LENGTH),
 )

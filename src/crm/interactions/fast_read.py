@@ -7,15 +7,11 @@ from typing import Any
 import asyncpg
 
 from crm.common.dates import DateRange
-from crm.fastpath import Answer, PlainRead
+from crm.fastpath import Answer, PlainRead, no_query
 from crm.interactions import aggregates
 from crm.interactions.models import InteractionType
 
 _ALL_TIME = aggregates.split(DateRange(None, None))
-
-
-def _no_query(tail: str, query: bytes) -> object | None:
-    return True if not query else None
 
 
 async def _statistics(connection: asyncpg.Connection, _: Any) -> Answer:
@@ -23,4 +19,4 @@ async def _statistics(connection: asyncpg.Connection, _: Any) -> Answer:
     return Answer(document.encode())
 
 
-READS = (PlainRead("interactions", _no_query, _statistics, path="/api/interactions/statistics"),)
+READS = (PlainRead("interactions", no_query, _statistics, path="/api/interactions/statistics"),)
