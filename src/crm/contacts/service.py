@@ -49,13 +49,6 @@ async def contacts_of(session: AsyncSession, customer_id: UUID) -> list[Contact]
     return list(await session.scalars(ordered(select(Contact).where(Contact.customer_id == customer_id))))
 
 
-async def primaries_of(session: AsyncSession, customer_ids: Sequence[UUID]) -> dict[UUID, Contact]:
-    if not customer_ids:
-        return {}
-    rows = await session.scalars(select(Contact).where(Contact.customer_id.in_(customer_ids), Contact.is_primary))
-    return {c.customer_id: c for c in rows}
-
-
 async def _flush(session: AsyncSession) -> None:
     await db_errors.flush(session, {_PRIMARY_INDEX: _primary_conflict()})
 

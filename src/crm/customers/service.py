@@ -68,17 +68,17 @@ class CustomerView:
     contacts: list[Contact]
 
 
-def _filtered(filters: CustomerFilters) -> list[ColumnElement[bool]]:
-    """The list's conditions, over named parameters (see ListShape): values are bound at fetch."""
+def _filtered(shape: ListShape, search: str | None) -> list[ColumnElement[bool]]:
+    """The list's conditions, over named parameters: their values are bound at fetch."""
     where: list[ColumnElement[bool]] = []
-    if filters.status is not None:
+    if shape.status:
         where.append(Customer.status == bindparam("status", type_=String))
-    if filters.type is not None:
+    if shape.type:
         where.append(Customer.type == bindparam("type", type_=String))
-    if filters.owner_id is not None:
+    if shape.owner:
         where.append(Customer.owner_id == bindparam("owner_id", type_=Uuid))
-    if filters.search is not None:
-        matcher = Matcher(filters.search)
+    if search is not None:
+        matcher = Matcher(search)
         where += [matcher.prefilter(_document()), matcher.where(*_search_columns())]
     return where
 
@@ -91,10 +91,10 @@ def _filter_values(filters: CustomerFilters) -> dict[str, Any]:
     }
 
 
-def _total(filters: CustomerFilters, where: list[ColumnElement[bool]]) -> Select[int]:
-    if filters.owner_id is None and filters.search is None:
+def _total(shape: ListShape, search: str | None, where: list[ColumnElement[bool]]) -> Select[int]:
+    if not shape.owner and search is None:
         # Status/type filters only: the maintained counters answer without counting rows.
-        return aggregates.count_statement(filters.status is not None, filters.type is not None)
+        return aggregates.count_statement(shape.status, shape.type)
     return select(func.count()).select_from(Customer).where(*where)
 
 
@@ -166,14 +166,8 @@ class ListShape:
 
 
 def _list_statement(shape: ListShape, search: str | None) -> Select[*tuple[Any, ...]]:
-    filters = CustomerFilters(
-        status=CustomerStatus.active if shape.status else None,  # presence only: values are bound
-        type=CustomerType.business if shape.type else None,
-        owner_id=UUID(int=0) if shape.owner else None,
-        search=search,
-    )
-    where = _filtered(filters)
-    total = _total(filters, where)
+    where = _filtered(shape, search)
+    total = _total(shape, search, where)
     column = SORTABLE[shape.sort_by]
     # Ties broken by id in the same direction, so pages never repeat or skip a row.
     ascending = shape.order is SortOrder.ASC
@@ -243,7 +237,7 @@ async def list_customers(
     if rows:
         count = int(rows[0]["total"])
     else:  # past the last page no row carries the total: ask for it alone
-        total = _total(filters, _filtered(filters))
+        total = _total(shape, filters.search, _filtered(shape, filters.search))
         count = int((await DriverStatement.of(total).fetch(connection, values))[0][0] or 0)
     next_cursor = _cursor_of(rows[page.limit - 1], sort_by, order) if len(rows) > page.limit else None
     return [_list_item(row) for row in rows[: page.limit]], count, next_cursor
