@@ -71,7 +71,8 @@ def database_url(data_dir: Path) -> str:
 
     url = start_embedded(data_dir, stop_at_exit=False)
     asyncio.run(tune_embedded(url, data_dir / "pg"))
-    return url
+    # A restart may put the server's socket in a new directory: ask for the address again.
+    return start_embedded(data_dir, stop_at_exit=False)
 
 
 async def tune_embedded(url: str, pgdata: Path) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import DateTime, Integer, Uuid
 
 from crm.config import Settings
@@ -142,7 +143,8 @@ _DRIVER_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 @dataclass(frozen=True, slots=True)
 class DriverStatement:
-    """A select() compiled once for asyncpg, to run on the read pool with values by name.
+    """A select() (or an insert() ... returning()) compiled once for asyncpg, to run on the read
+    pool with values by name.
 
     Hot reads keep typed statements but skip SQLAlchemy's per-execution work (cache key,
     result processing): build the statement once per shape over bindparam()s, then fetch
@@ -154,7 +156,9 @@ class DriverStatement:
     defaults: Mapping[str, Any]
 
     @classmethod
-    def of(cls, statement: Select[*tuple[Any, ...]] | TextClause) -> DriverStatement:
+    def of(
+        cls, statement: Select[*tuple[Any, ...]] | ReturningInsert[*tuple[Any, ...]] | TextClause
+    ) -> DriverStatement:
         compiled = statement.compile(dialect=_DRIVER_DIALECT)
         names = tuple(compiled.positiontup or ())
         defaults = {name: compiled.binds[name].effective_value for name in names}

@@ -16,6 +16,7 @@ from crm.auth.tokens import TokenVerifier
 from crm.common.openapi import install_problem_schema, problem_doc
 from crm.config import Settings, get_settings
 from crm.contacts.router import router as contacts_router
+from crm.customers import fast_create as customer_create
 from crm.customers import fast_read as customer_reads
 from crm.customers.router import router as customers_router
 from crm.db import create_engine, create_read_pool, create_sessionmaker
@@ -83,12 +84,17 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         # A trailing slash is a 404 problem like any unknown path, not a 307 to a URL built
         # from the caller's Host header.
         redirect_slashes=False,
+        # No OpenTelemetry here (logs carry the request id instead); left on, FastAPI asks the
+        # global tracer, meter and logger providers whether they are configured on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
     # Innermost: CORS and the request middleware wrap its answers like any other.
-    app.add_middleware(FastPath, reads=[*customer_reads.READS, *interaction_reads.READS])
+    app.add_middleware(
+        FastPath, reads=[*customer_reads.READS, *interaction_reads.READS], creates=customer_create.CREATES
+    )
     if settings.cors_origin_list:
         # Off unless origins are listed; then only those, and credentials only by header.
         app.add_middleware(

@@ -187,3 +187,20 @@ async def test_routes_that_render_their_own_response_carry_the_headers_too(
         assert {r.headers["RateLimit-Policy"] for r in answers} == {POLICY}
         await http.get(path, headers=alice)  # the fifth
         assert_rate_limited(await http.get(path, headers=alice), retry_after=30)
+
+
+async def test_a_request_the_fast_path_leaves_to_the_application_is_counted_once(
+    settings: Settings, database_url: str, tokens: TokenFactory
+) -> None:
+    # With a remembered token, crm.fastpath decides first; a missing customer (404) and a
+    # taken email (409) are then answered by the application, which must reuse that decision.
+    alice = user(tokens, "admin")
+    async with limited_app(settings, database_url, frozen_at=mid_window(), rate_limit_per_minute=6) as (_, http):
+        body = {"first_name": "A", "last_name": "B", "email": "a.b@example.com"}
+        first = await http.post("/api/customers", json=body, headers=alice)  # verifies the token
+        answers = [
+            await http.get(f"/api/customers/{uuid.uuid4()}", headers=alice),
+            await http.post("/api/customers", json=body, headers=alice),
+        ]
+        assert [first.status_code, *(r.status_code for r in answers)] == [201, 404, 409]
+        assert [r.headers.get_list("RateLimit") for r in answers] == [[f'"per-user";r={n};t=30'] for n in (4, 3)]

@@ -10,7 +10,19 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, literal_column, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
@@ -297,10 +309,14 @@ async def _with_contacts(session: AsyncSession, customer: Customer) -> CustomerV
     return CustomerView(customer, primary, contact_list)
 
 
+def _new_customer(data: CustomerCreate, creator_id: UUID) -> dict[str, Any]:
+    """The columns of a new customer: what the caller sent; its owner is the creator unless named."""
+    return {**data.model_dump(exclude={"contacts", "owner_id"}), "owner_id": data.owner_id or creator_id}
+
+
 async def create_customer(session: AsyncSession, data: CustomerCreate, creator_id: UUID) -> CustomerView:
     contacts.check_nested(data.contacts)
-    fields = data.model_dump(exclude={"contacts", "owner_id"})
-    customer = Customer(**fields, owner_id=data.owner_id or creator_id)
+    customer = Customer(**_new_customer(data, creator_id))
     session.add(customer)
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
     new_contacts = contacts.new_contacts_for_new_customer(customer.id, data.contacts, customer.created_at)
@@ -310,6 +326,29 @@ async def create_customer(session: AsyncSession, data: CustomerCreate, creator_i
     session.add_all(new_contacts)
     await db_errors.flush(session, {})
     return await _with_contacts(session, customer)
+
+
+# INSERT ... RETURNING for a customer sent without contacts: one statement, so in autocommit it
+# is the request's whole transaction (the segment counters' trigger runs inside it).
+_INSERT_CUSTOMER = DriverStatement.of(
+    insert(Customer)
+    .values({name: bindparam(name) for name in CustomerCreate.model_fields if name != "contacts"})
+    .returning(*(getattr(Customer, name) for name in _CUSTOMER_FIELDS))
+)
+
+
+async def insert_customer(connection: asyncpg.Connection, data: CustomerCreate, creator_id: UUID) -> dict[str, Any]:
+    """Create a customer without contacts on a driver connection in autocommit; the new row
+    as CustomerOut's fields. A taken email is the same Conflict as create_customer's."""
+    if data.contacts:
+        raise ValueError("a customer with contacts is created by create_customer, in one transaction")
+    try:
+        rows = await _INSERT_CUSTOMER.fetch(connection, _new_customer(data, creator_id))
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name == _EMAIL_INDEX:
+            raise _duplicate_email() from None
+        raise
+    return dict(rows[0])
 
 
 async def update_customer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
+from starlette.types import Scope
 
 from crm.auth.dependencies import CurrentUser
 from crm.errors import DomainError
@@ -24,11 +25,32 @@ def policy_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
+# Where a request's decision is kept, so that it is counted once: crm.fastpath decides before
+# it may leave the request to the application, whose dependency then reuses that decision.
+_DECISION = "crm.rate_limit_decision"
+
+
+async def decide(scope: Scope, limiter: RateLimiter, user_id: str) -> Decision:
+    """This request's rate-limit decision, counted on the first call only."""
+    state: dict[str, object] = scope.setdefault("state", {})
+    decision = state.get(_DECISION)
+    if not isinstance(decision, Decision):
+        decision = await limiter.check(user_id)
+        state[_DECISION] = decision
+    return decision
+
+
+def decided(scope: Scope) -> Decision | None:
+    """The decision `decide` made for this request, if any."""
+    decision = scope.get("state", {}).get(_DECISION)
+    return decision if isinstance(decision, Decision) else None
+
+
 async def rate_limit(request: Request, principal: CurrentUser) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
     if not limiter.enabled:
         return
-    decision = await limiter.check(str(principal.user_id))
+    decision = await decide(request.scope, limiter, str(principal.user_id))
     headers = policy_headers(decision)
     if not decision.allowed:
         raise TooManyRequests(
