@@ -160,11 +160,16 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, list[FieldErro
     return status, errors
 
 
+def render(error: DomainError) -> JSONResponse:
+    """The problem document of a domain error (also sent by crm.fastpath, below the framework)."""
+    return problem_response(
+        error.status, error.detail, slug=error.slug, title=error.title, errors=error.errors, headers=error.headers
+    )
+
+
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(
-        exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors, headers=exc.headers
-    )
+    return render(exc)
 
 
 # Framework errors that have a DomainError twin get the twin's `type`, so a client sees one

@@ -15,10 +15,12 @@ the application must answer after all, it reads the same body from a replay.
 Only the plain success is answered here. Each `PlainRead` parses its query strictly and
 gives up (returns None) on anything it does not fully understand; so does this middleware
 for a token not verified before by this process (the application verifies it and
-remembers it), a role without the permission, a rate limit reached, a busy pool or a
-failing database. The application then answers exactly as it always does, through the one
-error handler. So this path can only produce what the application would have produced for
-the same request; tests compare the two byte for byte.
+remembers it), a role without the permission, a rate limit reached, or a failing
+database. The application then answers exactly as it always does, through the one error
+handler. So this path can only produce what the application would have produced for the
+same request; tests compare the two byte for byte. One error is answered here: a pool with
+no connection to give within the pool timeout, the 503 the application would send after
+the same wait (rendered by the same function).
 """
 
 from __future__ import annotations
@@ -32,16 +34,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm.auth.permissions import Action, Resource, scope_for
 from crm.auth.permissions import Scope as GrantScope
 from crm.auth.tokens import Principal, TokenVerifier
+from crm.config import Settings
 from crm.db import ReadPoolExhausted, read_connection
-from crm.errors import DomainError
+from crm.errors import DomainError, render
 from crm.log import user_id_var
 from crm.middleware import add_response_headers
 from crm.ratelimit.dependencies import decide, decided, policy_headers
 from crm.ratelimit.service import RateLimiter
-
-# Waiting longer than this for a pooled connection means the pool is busy: the application's
-# path then waits its full pool timeout and answers 503 if it must.
-_ACQUIRE_TIMEOUT = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +48,16 @@ class Answer:
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
     status: int = 200
+    content_type: bytes = b"application/json"
+
+    @classmethod
+    def of_error(cls, error: DomainError) -> Answer:
+        """What the application's error handler answers to `error`."""
+        response = render(error)
+        headers = tuple(response.raw_headers)
+        content_type = next(v for k, v in headers if k == b"content-type")
+        others = tuple((k, v) for k, v in headers if k not in {b"content-type", b"content-length"})
+        return cls(bytes(response.body), others, response.status_code, content_type)
 
 
 # Checks that need no database, from the path's tail after its prefix and the raw query
@@ -211,12 +220,18 @@ class FastPath:
         scope: Scope, run: Callable[[asyncpg.Connection, object], Awaitable[Answer | None]], parsed: object
     ) -> Answer | None:
         """`run` on a pooled connection; None if the database could not answer it plainly."""
+        state = scope["app"].state
+        settings: Settings = state.settings
         try:
-            async with read_connection(scope["app"].state.read_pool, _ACQUIRE_TIMEOUT) as connection:
+            async with read_connection(state.read_pool, settings.db_pool_timeout) as connection:
                 return await run(connection, parsed)
+        except ReadPoolExhausted as busy:
+            # The application would wait as long for the same pool, then say this. Handing the
+            # request over instead would make a busy process spend more on each request (the
+            # framework's share) exactly when it has the least to spare.
+            return Answer.of_error(busy)
         except (
             DomainError,  # 404, a duplicate, a cursor of another sort...: the application says it properly
-            ReadPoolExhausted,
             OSError,
             asyncpg.PostgresError,
             asyncpg.InterfaceError,
@@ -232,7 +247,7 @@ async def _send(scope: Scope, send: Send, answer: Answer) -> None:
     headers = [
         *answer.headers,
         (b"content-length", str(len(answer.body)).encode()),
-        (b"content-type", b"application/json"),
+        (b"content-type", answer.content_type),
     ]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
