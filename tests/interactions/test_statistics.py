@@ -58,6 +58,18 @@ async def test_statistics_counts(client: httpx.AsyncClient, tokens: TokenFactory
         "byUser": {str(ann): 3, str(bob): 3, str(cat): 2},
     }
     assert list(everything["byType"]) == ["call", "email", "meeting", "note", "task"]
+    # The poll's bytes, spacing included: clients and caches downstream see exactly these.
+    first, second = sorted((str(ann), str(bob)))
+    all_time = await client.get("/api/interactions/statistics", headers=admin)
+    assert (
+        all_time.content
+        == (
+            '{"total" : 8, "byType" : { "call" : 4, "email" : 2, "meeting" : 1, "note" : 1, "task" : 0 }, '
+            '"byDate" : { "2025-04-30" : 1, "2025-05-01" : 1, "2025-05-02" : 2, "2025-05-03" : 2, '
+            '"2025-05-05" : 1, "2025-06-01" : 1 }, '
+            f'"byUser" : {{ "{first}" : 3, "{second}" : 3, "{cat}" : 2 }}}}'
+        ).encode()
+    )
 
     in_range = await _stats(client, admin, startDate="2025-05-01", endDate="2025-05-03")
     assert in_range == {
@@ -91,6 +103,11 @@ async def test_statistics_counts(client: httpx.AsyncClient, tokens: TokenFactory
 
 async def test_statistics_when_empty(client: httpx.AsyncClient, employee: dict[str, str]) -> None:
     assert await _stats(client, employee) == {"total": 0, "byType": NO_TYPES, "byDate": {}, "byUser": {}}
+    response = await client.get("/api/interactions/statistics", headers=employee)
+    assert response.content == (
+        b'{"total" : 0, "byType" : { "call" : 0, "email" : 0, "meeting" : 0, "note" : 0, "task" : 0 }, '
+        b'"byDate" : {}, "byUser" : {}}'
+    )
 
 
 async def test_statistics_rejects_bad_parameters(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

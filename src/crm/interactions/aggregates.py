@@ -2,13 +2,17 @@
 
 Statistics over the whole data set read these small tables instead of scanning millions
 of interactions; only the partial UTC days at the edges of a date-time range are counted
-from `interactions` itself (through its date index). Three shapes, each for one question:
+from `interactions` itself (through its date index). Each shape answers one question:
 
 - interaction_daily_counts (day, type, user_id): one user's figures, or any range's byUser;
-- interaction_day_counts (day, type): byDate / byType / total for everyone;
-- interaction_user_counts (user_id): all-time byUser.
+- interaction_day_counts (day, type): everyone's figures over a range;
+- interaction_user_counts (user_id): all-time byUser;
+- interaction_day_totals (day): everyone's byDate over a range of whole days;
+- interaction_type_totals (type): all-time byType / total;
+- interaction_month_days (month): all-time byDate already rendered, one JSON fragment a month.
 
-The triggers and the rebuild function are in the migration `2026-11-26-1545_maintained_aggregates`.
+The triggers and the rebuild function are in the migrations `2026-11-26-1545_maintained_aggregates`,
+`2026-11-26-1930_interaction_totals` and `2026-11-26-2200_interaction_month_days`.
 Rows whose count fell back to zero stay (the trigger only adds deltas); readers skip them.
 """
 
@@ -21,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, Text, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
@@ -72,6 +76,20 @@ class InteractionTypeTotal(Base):
 
     type: Mapped[str] = mapped_column(String(16), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class InteractionMonthDays(Base):
+    """One UTC month of the all-time byDate, rendered: `"2025-05-01" : 3, "2025-05-02" : 7`.
+
+    The entries are exactly what json_object_agg prints for the month's non-zero day totals,
+    ascending, so joining the months in order with ", " gives the byDate object's inside.
+    A month whose days all fell back to zero keeps its row with an empty `days`.
+    """
+
+    __tablename__ = "interaction_month_days"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # the month's first day
+    days: Mapped[str] = mapped_column(Text)
 
 
 @dataclass
@@ -182,20 +200,42 @@ async def whole_days(connection: AsyncConnection, whole: Split, user_id: UUID | 
 
 # The statistics of everyone over whole UTC days, as the response document itself: the
 # dashboards' poll, so PostgreSQL reads the totals and renders the JSON in one statement
-# (one snapshot, no row objects in Python). All time reads only the per-day and per-type
-# totals (~1,100 + 5 rows); a range sums the (day, type) roll-up for its types. Key order as
-# the API promises: every type in the enum's order, days ascending, users largest first then
-# by id (bytewise, as Python). Days print as YYYY-MM-DD: the pools pin DateStyle to ISO.
-_EVERYONE = text("""
+# (one snapshot, no row objects in Python). Key order as the API promises: every type in the
+# enum's order, days ascending, users largest first then by id (bytewise, as Python).
+#
+# All time reads only small tables: 5 type totals, ~50 user counts and byDate pre-rendered by
+# month (~36 strings joined; rendering ~1,100 day totals here was most of the poll's cost).
+# The document is joined as text: handing the ~25 kB byDate to json_build_object would need
+# a cast to json, which parses it all again. The fragments and the keys below are spaced as
+# json_build_object and json_object_agg print them, so the bytes are those of the range
+# statement below for the same counts (tests/interactions/test_rollups.py compares them).
+_ALL_TIME = text("""
+WITH types AS (
+    SELECT t.type, t.pos, coalesce((SELECT n FROM interaction_type_totals WHERE type = t.type), 0) AS n
+    FROM unnest(CAST(:types AS text[])) WITH ORDINALITY AS t(type, pos)
+)
+SELECT '{"total" : ' || (SELECT sum(n) FROM types)
+    || ', "byType" : ' || (SELECT json_object_agg(type, n ORDER BY pos) FROM types)
+    || ', "byDate" : ' || coalesce(
+        (SELECT '{ ' || string_agg(days, ', ' ORDER BY month) || ' }' FROM interaction_month_days WHERE days <> ''),
+        '{}')
+    || ', "byUser" : ' || coalesce(
+        (SELECT json_object_agg(user_id::text, n ORDER BY n DESC, user_id::text COLLATE "C")
+         FROM interaction_user_counts WHERE n <> 0)::text,
+        '{}')
+    || '}'
+""")
+
+# A range (at least one bound) sums the (day, type) roll-up for its types and the (day, type,
+# user) roll-up for its users. Days print as YYYY-MM-DD: the pools pin DateStyle to ISO.
+_RANGE = text("""
 WITH types AS (
     SELECT t.type, t.pos, coalesce(
-        CASE WHEN CAST(:first_day AS date) IS NULL AND CAST(:end_day AS date) IS NULL
-             THEN (SELECT n FROM interaction_type_totals WHERE type = t.type)
-             ELSE (SELECT sum(n) FROM interaction_day_counts
-                   WHERE type = t.type
-                     AND (CAST(:first_day AS date) IS NULL OR day >= :first_day)
-                     AND (CAST(:end_day AS date) IS NULL OR day < :end_day))
-        END, 0) AS n
+        (SELECT sum(n) FROM interaction_day_counts
+         WHERE type = t.type
+           AND (CAST(:first_day AS date) IS NULL OR day >= :first_day)
+           AND (CAST(:end_day AS date) IS NULL OR day < :end_day)),
+        0) AS n
     FROM unnest(CAST(:types AS text[])) WITH ORDINALITY AS t(type, pos)
 ), days AS (
     SELECT day, n FROM interaction_day_totals
@@ -203,12 +243,8 @@ WITH types AS (
       AND (CAST(:first_day AS date) IS NULL OR day >= :first_day)
       AND (CAST(:end_day AS date) IS NULL OR day < :end_day)
 ), users AS (
-    SELECT user_id::text AS key, n FROM interaction_user_counts
-    WHERE n <> 0 AND CAST(:first_day AS date) IS NULL AND CAST(:end_day AS date) IS NULL
-    UNION ALL
-    SELECT user_id::text, sum(n)::int8 FROM interaction_daily_counts
-    WHERE NOT (CAST(:first_day AS date) IS NULL AND CAST(:end_day AS date) IS NULL)
-      AND (CAST(:first_day AS date) IS NULL OR day >= :first_day)
+    SELECT user_id::text AS key, sum(n)::int8 AS n FROM interaction_daily_counts
+    WHERE (CAST(:first_day AS date) IS NULL OR day >= :first_day)
       AND (CAST(:end_day AS date) IS NULL OR day < :end_day)
     GROUP BY user_id HAVING sum(n) <> 0
 )
@@ -221,13 +257,17 @@ SELECT json_build_object(
 """)
 
 
-_EVERYONE_ON_DRIVER = DriverStatement.of(_EVERYONE)
+_ALL_TIME_ON_DRIVER = DriverStatement.of(_ALL_TIME)
+_RANGE_ON_DRIVER = DriverStatement.of(_RANGE)
 
 
 async def statistics_document(connection: asyncpg.Connection, whole: Split, types: Sequence[str]) -> str:
     """The statistics JSON of everyone over the whole days of `whole` (no edges), from the totals:
     one prepared statement on the driver connection, one text value back."""
-    rows = await _EVERYONE_ON_DRIVER.fetch(
-        connection, {"first_day": whole.first_day, "end_day": whole.end_day, "types": list(types)}
-    )
+    if whole.first_day is None and whole.end_day is None:
+        rows = await _ALL_TIME_ON_DRIVER.fetch(connection, {"types": list(types)})
+    else:
+        rows = await _RANGE_ON_DRIVER.fetch(
+            connection, {"first_day": whole.first_day, "end_day": whole.end_day, "types": list(types)}
+        )
     return str(rows[0][0])
