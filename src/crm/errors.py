@@ -261,7 +261,31 @@ def _is_unstorable_text(exc: BaseException) -> bool:
     return False
 
 
+# SQLSTATEs after which PostgreSQL has rolled the whole transaction back and the same request
+# can simply be sent again: 40001 serialization failure, 40P01 deadlock (two writes taking the
+# same rows in opposite orders: the maintained aggregates' rows are shared by many writers).
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, raised directly or wrapped by SQLAlchemy."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (exc, getattr(orig, "__cause__", None), orig):
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate
+    return None
+
+
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    if _sqlstate(exc) in _RETRY_SQLSTATES:
+        log.warning("transaction rolled back by the database, client told to retry", sqlstate=_sqlstate(exc))
+        return problem_response(
+            503,
+            "the request collided with a concurrent write and nothing of it was stored; retry it",
+            slug="retry",
+            headers={"Retry-After": "1"},
+        )
     if _is_unstorable_text(exc):
         # Bad input, not a server fault: the field types should refuse it first (and name the
         # field); this keeps any text field that slips through from becoming a 500.
