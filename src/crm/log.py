@@ -42,6 +42,15 @@ _CREDENTIAL_RE = re.compile(
 )
 
 
+# What every credential _CREDENTIAL_RE finds contains; searched first, because the full
+# pattern costs a few microseconds per string and the access line scrubs three per request.
+_CREDENTIAL_HINT = re.compile(r"(?i:bearer)|eyJ")
+
+
+def _scrubbed(value: str) -> str:
+    return _CREDENTIAL_RE.sub("[redacted]", value) if _CREDENTIAL_HINT.search(value) else value
+
+
 def _redact(_: Any, __: str, event: EventDict) -> EventDict:
     for key in list(event):
         if key.lower() in _SECRET_KEYS:
@@ -83,8 +92,8 @@ def log_request(user_id: str | None, method: str, path: str, status: int, durati
         return
     event = {
         "user_id": user_id,
-        "method": _CREDENTIAL_RE.sub("[redacted]", method),
-        "path": _CREDENTIAL_RE.sub("[redacted]", path),
+        "method": _scrubbed(method),
+        "path": _scrubbed(path),
         "status": status,
         "duration_ms": duration_ms,
         "event": "request",
@@ -94,7 +103,7 @@ def log_request(user_id: str | None, method: str, path: str, status: int, durati
     }
     request_id = request_id_var.get()
     if request_id is not None:
-        event["request_id"] = _CREDENTIAL_RE.sub("[redacted]", request_id)
+        event["request_id"] = _scrubbed(request_id)
     rendered = json.dumps(event)
     record = logging.LogRecord("crm.access", logging.INFO, __file__, 0, rendered, None, None)
     record.crm_rendered = rendered
