@@ -18,6 +18,7 @@ from crm.config import Settings, get_settings
 from crm.contacts.router import router as contacts_router
 from crm.customers import fast_create as customer_create
 from crm.customers import fast_read as customer_reads
+from crm.customers import fast_search as customer_search
 from crm.customers.router import router as customers_router
 from crm.db import create_engine, create_read_pool, create_sessionmaker
 from crm.errors import install_error_handlers, problem_response
@@ -93,7 +94,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
     # Innermost: CORS and the request middleware wrap its answers like any other.
     app.add_middleware(
-        FastPath, reads=[*customer_reads.READS, *interaction_reads.READS], creates=customer_create.CREATES
+        FastPath,
+        reads=[*customer_reads.READS, *customer_search.READS, *interaction_reads.READS],
+        creates=customer_create.CREATES,
     )
     if settings.cors_origin_list:
         # Off unless origins are listed; then only those, and credentials only by header.

@@ -13,9 +13,9 @@ tier the order is:
 How each tier stays bounded:
 
 1. Exact + prefix (`_prefix_tiers`): every searched field has a btree index on its lowered
-   value in bytewise (`COLLATE "C"`) order, so `LIKE 'q%'` is an index range that yields the
-   exact matches first (the query itself is the smallest string it starts), then the
-   prefixes, already in the tier's order. Each field's walk stops after `limit` rows; the
+   value in bytewise (`COLLATE "C"`) order, so the values starting with q are an index range
+   (`_starts_with`) that yields the exact matches first (the query itself is the smallest
+   string it starts), then the prefixes, already in the tier's order. Each field's walk stops after `limit` rows; the
    walks are merged keeping each row's smallest key (tier, value, other name, id). Why the
    merge is exact: a row r of the true top `limit` takes its true key from some field f;
    had f's walk stopped before r, it would have returned `limit` rows with smaller keys, so
@@ -40,6 +40,14 @@ How each tier stays bounded:
 3. Typo tolerance (`_typo_tolerant`): only when 1 and 2 found nothing, for queries with a
    word of at least TYPO_MIN_WORD characters. Its cost still grows with the number of
    similar rows.
+
+How it runs: each statement is a `DriverStatement` for the asyncpg read pool, built once per
+shape and fetching plain rows (the list's columns: the customer and its primary contact as
+`k_*`), not ORM entities. That pool plans generically (plan_cache_mode=force_generic_plan),
+and a generic plan prices `LIMIT $n` as a tenth of its input, so every LIMIT and window is
+in the statement's text (`limit`, `need` and the windows: at most 100 values each).
+A phone's digits are matched on the raw value (`_digits_pattern`): the walks test it on
+every row they read, and stripping the non-digits from each first cost about twice as much.
 """
 
 from __future__ import annotations
@@ -48,13 +56,13 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Integer,
     Select,
     String,
     Text,
@@ -62,21 +70,21 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     literal_column,
     or_,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
-from crm.common.search import Column, digits_of, escape_like, phone_digits
+from crm.common.search import Column, escape_like, phone_digits
 from crm.contacts.models import Contact
+from crm.contacts.schemas import ContactOut
 from crm.customers.models import Customer, search_text_of
+from crm.customers.schemas import CustomerOut
+from crm.db import DriverStatement
 
 # How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match:
 # "Petrneko" vs "Petrenko" scores about 0.44.
@@ -86,7 +94,8 @@ BYTEWISE = "C"
 
 
 def bytewise(expression: Any) -> ColumnElement[str]:
-    """`expression COLLATE "C"`: compared and indexed byte by byte, so `LIKE 'q%'` is an index range."""
+    """`expression COLLATE "C"`: compared and indexed byte by byte, so the values starting with a
+    text are an index range."""
     collated: ColumnElement[str] = expression.collate(BYTEWISE)
     return collated
 
@@ -97,7 +106,10 @@ def lowered(column: Any) -> ColumnElement[str]:
 
 
 def phone_key(column: Any) -> ColumnElement[str]:
-    return bytewise(digits_of(column))
+    """crm.common.search.digits_of(column) as the phone's search index spells it: its arguments
+    in the text, not bound as digits_of binds them, because a generic plan only uses an index
+    on an expression that is the same, constants included."""
+    return bytewise(func.regexp_replace(column, literal_column(r"'\D'"), literal_column("''"), literal_column("'g'")))
 
 
 def search_columns(entity: Any = Customer) -> tuple[list[Column], list[Column]]:
@@ -133,26 +145,39 @@ def typo_tolerant(query: str) -> bool:
     return any(len(word) >= TYPO_MIN_WORD for word in _WORD.findall(query))
 
 
-# A found customer and its primary contact (fetched in the same statement).
-Found = tuple[Customer, Contact | None]
+# A found customer and its primary contact, as a row of the customer list: the customer's
+# fields by name, the contact's as k_<name> (None when it has none); see crm.customers.service.
+Found: TypeAlias = asyncpg.Record
+
+_CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
+_CONTACT_FIELDS = tuple(ContactOut.model_fields)
 
 
 def _with_primary(entity: Any = Customer) -> Select[Any]:
     primary = (Contact.customer_id == entity.id) & Contact.is_primary
-    return select(entity, Contact).outerjoin(Contact, primary)
+    columns = (
+        *(getattr(entity, name).label(name) for name in _CUSTOMER_FIELDS),
+        *(getattr(Contact, name).label("k_" + name) for name in _CONTACT_FIELDS),
+    )
+    return select(*columns).select_from(entity).outerjoin(Contact, primary)
 
 
-async def _found(session: AsyncSession, stmt: Select[Any], params: dict[str, Any]) -> list[Found]:
-    return [(customer, contact) for customer, contact in await session.execute(stmt, params)]
+def _rows(count: int) -> ColumnElement[Any]:
+    """A LIMIT in the statement's text (see the module docstring: a generic plan cannot see a parameter's)."""
+    return literal_column(str(int(count)))
 
 
-async def find(session: AsyncSession, query: str, limit: int) -> list[Found]:
-    """The `limit` most relevant customers for a normalized query (see the module docstring)."""
-    found = await _prefix_tiers(session, query, limit)
+async def find(connection: asyncpg.Connection, query: str, limit: int) -> list[Found]:
+    """The `limit` most relevant customers for a normalized query (see the module docstring).
+
+    Several statements, each its own snapshot, as under a READ COMMITTED session: a customer
+    changed in between can at worst appear in no tier or, having been renamed, in the wrong one.
+    """
+    found = await _prefix_tiers(connection, query, limit)
     if len(found) < limit:
-        found += await _substring_tier(session, query, limit - len(found), [c.id for c, _ in found])
+        found += await _substring_tier(connection, query, limit - len(found), [row["id"] for row in found])
     if not found and typo_tolerant(query):
-        found = await _typo_tolerant(session, query, limit)
+        found = await _typo_tolerant(connection, query, limit)
     return found
 
 
@@ -166,13 +191,12 @@ def _raw(name: str) -> BindParameter[str]:
 
 
 def _prefix_params(query: str) -> dict[str, Any]:
-    params: dict[str, Any] = {"exact": query, "prefix": escape_like(query) + "%"}
+    params: dict[str, Any] = {"exact": query}
     digits = phone_digits(query)
     if digits:
-        params |= {"digits": digits, "digits_prefix": digits + "%"}
+        params["digits"] = digits
     for n, at in enumerate(i for i, char in enumerate(query) if char == " "):
-        right = query[at + 1 :]
-        params |= {f"left_{n}": query[:at], f"right_{n}": right, f"right_prefix_{n}": escape_like(right) + "%"}
+        params |= {f"left_{n}": query[:at], f"right_{n}": query[at + 1 :]}
     return params
 
 
@@ -193,7 +217,7 @@ class _Walk:
     order: tuple[Column, ...]
     second: ColumnElement[str] | None = None
 
-    def select(self) -> Select[Any]:
+    def select(self, limit: int) -> Select[Any]:
         second = self.second if self.second is not None else bytewise(literal_column("''", Text))
         return (
             select(
@@ -204,7 +228,7 @@ class _Walk:
             )
             .where(*self.matches)
             .order_by(*self.order)
-            .limit(bindparam("limit", type_=Integer))
+            .limit(_rows(limit))
         )
 
 
@@ -213,34 +237,33 @@ class _Walk:
 _TOP = chr(0x10FFFF)
 
 
-def _starts_with(value: ColumnElement[str], exact: Any, prefix: Any) -> tuple[ColumnElement[bool], ...]:
-    """`value` starts with the query: the LIKE decides, and the range it implies in bytewise
-    order is spelled out, because a generic plan cannot read a range from a LIKE parameter;
-    with it PostgreSQL can reuse one plan instead of planning every search (~1 ms each)."""
-    return (value >= bytewise(exact), value < bytewise(exact.concat(_TOP)), value.like(prefix, escape="\\"))
+def _starts_with(value: ColumnElement[str], exact: Any) -> tuple[ColumnElement[bool], ...]:
+    """`value` starts with the query, as the range of such strings in bytewise order: from the
+    query up to the query followed by U+10FFFF. A string in that range starts with the query
+    (one that differs from it earlier sorts below or above the range), so no LIKE is needed,
+    and none is wanted: a generic plan cannot read a range from a LIKE parameter, and taking
+    the LIKE for a further 0.5% filter it expects a few dozen rows, so for a limit above that
+    it collected and sorted every row of the range (seconds for "38" and limit=100)."""
+    return (value >= bytewise(exact), value < bytewise(exact.concat(_TOP)))
 
 
-def _field(
-    value: ColumnElement[str], exact: Any, prefix: Any, *where: ColumnElement[bool], second: Any = None
-) -> _Walk:
+def _field(value: ColumnElement[str], exact: Any, *where: ColumnElement[bool], second: Any = None) -> _Walk:
     order = (value, *([second] if second is not None else []), Customer.id)
-    return _Walk((*_starts_with(value, exact, prefix), *where), value == exact, value, order, second)
+    return _Walk((*_starts_with(value, exact), *where), value == exact, value, order, second)
 
 
 def _walks(phone: bool, spaces: int) -> list[_Walk]:
     first, last = lowered(Customer.first_name), lowered(Customer.last_name)
-    exact, prefix = _text("exact"), _text("prefix")
+    exact = _text("exact")
     walks = [
-        _field(first, exact, prefix, second=last),
-        _field(last, exact, prefix, second=first),
-        _field(lowered(Customer.email), exact, prefix),
-        _field(lowered(Customer.company_name), exact, prefix, Customer.company_name.is_not(None)),
-        _field(lowered(Customer.tax_id), exact, prefix, Customer.tax_id.is_not(None)),
+        _field(first, exact, second=last),
+        _field(last, exact, second=first),
+        _field(lowered(Customer.email), exact),
+        _field(lowered(Customer.company_name), exact, Customer.company_name.is_not(None)),
+        _field(lowered(Customer.tax_id), exact, Customer.tax_id.is_not(None)),
     ]
     if phone:
-        walks.append(
-            _field(phone_key(Customer.phone), _raw("digits"), _raw("digits_prefix"), Customer.phone.is_not(None))
-        )
+        walks.append(_field(phone_key(Customer.phone), _raw("digits"), Customer.phone.is_not(None)))
     # The query spans both names of "first last" or "last first": split it at each space into
     # the whole of one name and the start of the other (see the module docstring).
     full_names = (
@@ -248,17 +271,17 @@ def _walks(phone: bool, spaces: int) -> list[_Walk]:
         (last, first, lowered(Customer.last_name + " " + Customer.first_name)),
     )
     for n in range(spaces):
-        whole, start_exact, start_prefix = _text(f"left_{n}"), _text(f"right_{n}"), _text(f"right_prefix_{n}")
+        whole, start = _text(f"left_{n}"), _text(f"right_{n}")
         for one, other, full_name in full_names:
-            matches = (one == whole, *_starts_with(other, start_exact, start_prefix))
+            matches = (one == whole, *_starts_with(other, start))
             order = (one, other, Customer.id)
-            walks.append(_Walk(matches, other == start_exact, full_name, order))
+            walks.append(_Walk(matches, other == start, full_name, order))
     return walks
 
 
-@functools.lru_cache(maxsize=128)
-def _prefix_statement(phone: bool, spaces: int) -> Select[Any]:
-    hits = union_all(*(walk.select() for walk in _walks(phone, spaces))).subquery("hits")
+@functools.lru_cache(maxsize=256)
+def _prefix_statement(phone: bool, spaces: int, limit: int) -> DriverStatement:
+    hits = union_all(*(walk.select(limit) for walk in _walks(phone, spaces))).subquery("hits")
     # Each row once, with its smallest key over the walks that found it.
     best = (
         select(hits.c.id, hits.c.tier, hits.c.v, hits.c.w)
@@ -266,19 +289,18 @@ def _prefix_statement(phone: bool, spaces: int) -> Select[Any]:
         .order_by(hits.c.id, hits.c.tier, bytewise(hits.c.v), bytewise(hits.c.w))
         .subquery("best")
     )
-    return (
+    return DriverStatement.of(
         _with_primary()
         .join(best, best.c.id == Customer.id)
         .order_by(best.c.tier, bytewise(best.c.v), bytewise(best.c.w), Customer.id)
-        .limit(bindparam("limit", type_=Integer))
+        .limit(_rows(limit))
     )
 
 
-async def _prefix_tiers(session: AsyncSession, query: str, limit: int) -> list[Found]:
+async def _prefix_tiers(connection: asyncpg.Connection, query: str, limit: int) -> list[Found]:
     """Exact then prefix matches in any field, at most `limit`, each walk bounded by `limit`."""
     params = _prefix_params(query)
-    stmt = _prefix_statement("digits" in params, query.count(" "))
-    return await _found(session, stmt, params | {"limit": limit})
+    return await _prefix_statement("digits" in params, query.count(" "), limit).fetch(connection, params)
 
 
 # --- 2. substring -------------------------------------------------------------------------
@@ -296,12 +318,39 @@ def _windows(need: int) -> tuple[int, int]:
     return 50 * need, 1250 * math.isqrt(need)
 
 
+def _digits_pattern(digits: str) -> str:
+    """A regular expression for the raw phones whose digits (`digits_of`) contain `digits`.
+
+    The digits stand next to each other once the non-digits are gone exactly when only
+    non-digits stand between them: "0671" is `0\\D*6\\D*7\\D*1`. A query's digits are
+    Python's; one beyond ASCII must also be a digit to PostgreSQL's `\\D` (or `digits_of`
+    would have dropped it), which the lookahead asks. No digit is special in a regex.
+    """
+    return r"\D*".join(d if "0" <= d <= "9" else rf"(?=\d){d}" for d in digits)
+
+
+def _contains() -> ColumnElement[str]:
+    """The lowered `contains` pattern as a scalar subquery, which PostgreSQL computes once per
+    statement: a generic plan would otherwise lower it again for every row it tests. No ESCAPE
+    clause: LIKE's default escape character is the backslash that escape_like uses (and an
+    ESCAPE clause is evaluated per row as well)."""
+    lowered_pattern: ColumnElement[str] = select(_text("contains")).scalar_subquery()
+    return lowered_pattern
+
+
 def _matches(entity: Any, phone: bool) -> ColumnElement[bool]:
-    """Matcher.where's conditions (some field contains the query), over bind parameters."""
+    """Matcher.where's conditions (some field contains the query), over bind parameters.
+
+    The phone's, `digits_of(phone) LIKE '%digits%'` there, by `_digits_pattern`, behind a LIKE
+    that only asks for the digits in order (cheaper than any regular expression).
+    """
     text_columns, phones = search_columns(entity)
-    clauses = [func.lower(c).like(_text("contains"), escape="\\") for c in text_columns]
+    pattern = _contains()
+    clauses: list[ColumnElement[bool]] = [func.lower(c).like(pattern) for c in text_columns]
     if phone:
-        clauses += [digits_of(c).like(_raw("digits_contains")) for c in phones]
+        clauses += [
+            c.like(_raw("digits_in_order")) & c.op("~", is_comparison=True)(_raw("digits_pattern")) for c in phones
+        ]
     return or_(*clauses)
 
 
@@ -310,25 +359,29 @@ def _not_in(entity: Any) -> ColumnElement[bool]:
     return others
 
 
-@functools.lru_cache(maxsize=4)
-def _substring_statements(phone: bool) -> tuple[Select[Any], Select[Any]]:
+@functools.lru_cache(maxsize=256)
+def _walk_statement(phone: bool, window: int, need: int) -> DriverStatement:
     newest = (
         select(Customer)
         .order_by(Customer.created_at.desc(), Customer.id.desc())
-        .limit(bindparam("window", type_=Integer))
+        .limit(_rows(window))
         .subquery("recent")
     )
     recent = aliased(Customer, newest)
-    walk = (
+    return DriverStatement.of(
         _with_primary(recent)
         .where(_matches(recent, phone), _not_in(recent))
         .order_by(recent.created_at.desc(), recent.id.desc())
-        .limit(bindparam("need", type_=Integer))
+        .limit(_rows(need))
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _rare_statement(phone: bool, need: int) -> DriverStatement:
     # Every candidate of the trigram index, collected first (MATERIALIZED keeps the planner
     # from walking the created_at index instead), then the newest of them.
     doc = document()
-    prefilter: ColumnElement[bool] = doc.like(_text("contains"), escape="\\")
+    prefilter: ColumnElement[bool] = doc.like(_contains())
     if phone:
         prefilter = or_(prefilter, doc.like(_raw("digits_contains")))
     candidates = (
@@ -337,43 +390,65 @@ def _substring_statements(phone: bool) -> tuple[Select[Any], Select[Any]]:
         .cte("candidates")
         .prefix_with("MATERIALIZED")
     )
-    rare = (
+    return DriverStatement.of(
         _with_primary()
         .join(candidates, candidates.c.id == Customer.id)
         .order_by(candidates.c.created_at.desc(), candidates.c.id.desc())
-        .limit(bindparam("need", type_=Integer))
+        .limit(_rows(need))
     )
-    return walk, rare
 
 
-async def _substring_tier(session: AsyncSession, query: str, need: int, exclude: list[UUID]) -> list[Found]:
+def _substring_params(query: str, exclude: list[UUID]) -> dict[str, Any]:
+    params: dict[str, Any] = {"contains": "%" + escape_like(query) + "%", "exclude": exclude}
     digits = phone_digits(query)
-    params: dict[str, Any] = {"contains": "%" + escape_like(query) + "%", "exclude": exclude, "need": need}
     if digits:
-        params["digits_contains"] = "%" + digits + "%"
-    walk, rare = _substring_statements(digits is not None)
+        params |= {
+            "digits_contains": "%" + digits + "%",
+            "digits_in_order": "%" + "%".join(digits) + "%",
+            "digits_pattern": _digits_pattern(digits),
+        }
+    return params
+
+
+async def _substring_tier(connection: asyncpg.Connection, query: str, need: int, exclude: list[UUID]) -> list[Found]:
+    params = _substring_params(query, exclude)
+    phone = "digits_pattern" in params
     for window in _windows(need):
-        found = await _found(session, walk, params | {"window": window})
+        found = await _walk_statement(phone, window, need).fetch(connection, params)
         if len(found) == need:
             return found
         if not found:
             break
     # Rare among the newest customers, so rare: the trigram index has few candidates.
-    return await _found(session, rare, params)
+    return await _rare_statement(phone, need).fetch(connection, params)
 
 
 # --- 3. typos -----------------------------------------------------------------------------
 
 
-async def _typo_tolerant(session: AsyncSession, query: str, limit: int) -> list[Found]:
-    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first."""
-    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
-    lowered_query = func.lower(literal(query, String))
+_TYPO_SETTING = f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"
+
+
+@functools.lru_cache(maxsize=128)
+def _typo_statement(limit: int) -> DriverStatement:
+    lowered_query = _text("query")
     doc = document()
-    stmt = (
+    return DriverStatement.of(
         _with_primary()
         .where(lowered_query.op("<%")(doc))
         .order_by(func.word_similarity(lowered_query, doc).desc(), Customer.last_name, Customer.first_name, Customer.id)
-        .limit(limit)
+        .limit(_rows(limit))
     )
-    return await _found(session, stmt, {})
+
+
+async def _typo_tolerant(connection: asyncpg.Connection, query: str, limit: int) -> list[Found]:
+    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first.
+
+    `<%` (which the trigram index serves) reads its threshold from a setting. The read pool
+    resets nothing between requests, so the setting lives in a transaction of its own and
+    ends with it, committed or rolled back; a connection that fails mid-way is discarded
+    (crm.db.read_connection).
+    """
+    async with connection.transaction():
+        await connection.execute(_TYPO_SETTING)
+        return await _typo_statement(limit).fetch(connection, {"query": query})

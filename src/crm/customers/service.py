@@ -255,9 +255,12 @@ async def list_customers(
     return [_list_item(row) for row in rows[: page.limit]], count, next_cursor
 
 
-async def search_customers(session: AsyncSession, query: str, limit: int) -> list[CustomerView]:
-    """Exact matches first, then prefix, then substring, typos last; see crm.customers.search."""
-    return [CustomerView(c, primary, []) for c, primary in await customer_search.find(session, query, limit)]
+async def search_customers(connection: asyncpg.Connection, query: str, limit: int) -> list[dict[str, Any]]:
+    """Exact matches first, then prefix, then substring, typos last; see crm.customers.search.
+
+    Items as the list's (customer fields and primary_contact), read on the driver connection.
+    """
+    return [_list_item(row) for row in await customer_search.find(connection, query, limit)]
 
 
 async def segments(connection: asyncpg.Connection) -> dict[str, object]:
