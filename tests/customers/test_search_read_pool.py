@@ -25,9 +25,9 @@ def _statements() -> dict[str, str]:
     shapes = {
         "prefix": search._prefix_statement(False, 0, 10),
         "prefix, phone, spaces": search._prefix_statement(True, 2, 37),
-        "walk": search._walk_statement(False, 500, 10),
-        "walk, phone": search._walk_statement(True, 3750, 7),
-        "rare": search._rare_statement(True, 3),
+        "walk": search._walk_statement(False, False, False, 0, 500, 10),
+        "walk, phone, on from 500": search._walk_statement(True, True, True, 500, 3750, 7),
+        "rare": search._rare_statement(True, False, False, 3),
         "typo": search._typo_statement(10),
     }
     return {name: statement.sql for name, statement in shapes.items()}

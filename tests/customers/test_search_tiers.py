@@ -49,6 +49,9 @@ QUERIES = [
     "example",
     "@ex",
     "qqqq",
+    "aann",  # "Anna Annson" joined without a space would contain it
+    "ann.1",  # caseless? no: letters; the email's digits and dot
+    "1@",
 ]
 
 
