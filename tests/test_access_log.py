@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
+import time
 
 import pytest
 import structlog
 
+from crm import log as crm_log
 from crm.log import configure_logging, log_request, request_id_var
 from tests.auth.support import capture_logs
 
@@ -48,6 +53,32 @@ def test_the_line_is_what_structlog_would_write(
     assert "eyJ" not in logs.text
 
 
+@pytest.mark.parametrize("duration_ms", [12.34, 0.1, 1e-05, 1500.0, 3.0])
+def test_the_line_written_straight_to_the_only_handler_is_the_same(duration_ms: float) -> None:
+    # With the configured handler alone on the root logger, log_request writes to its stream
+    # itself (no LogRecord); with another handler present (as in capture_logs) it does not.
+    root = logging.getLogger()
+    handler = crm_log._handler  # the one configure_logging installed
+    assert handler is not None
+    others = root.handlers[:]
+    root.handlers[:] = [handler]  # without pytest's capturing handlers, as in production
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    token = request_id_var.set('r"1')
+    try:
+        log_request(None, "GET", "/api/клієнти", 200, duration_ms)
+        structlog.get_logger("crm.access").info(
+            "request", user_id=None, method="GET", path="/api/клієнти", status=200, duration_ms=duration_ms
+        )
+    finally:
+        request_id_var.reset(token)
+        handler.setStream(previous)
+        root.handlers[:] = others
+    ours, structlogs = stream.getvalue().splitlines()
+    assert TIMESTAMP.sub("T", ours) == TIMESTAMP.sub("T", structlogs)
+    assert json.loads(ours)["duration_ms"] == duration_ms
+
+
 def test_nothing_is_written_below_the_configured_level() -> None:
     configure_logging("warning", "json")
     with capture_logs() as logs:
@@ -61,3 +92,28 @@ def test_console_format_keeps_structlogs_console_rendering() -> None:
         log_request(None, "GET", "/health", 200, 0.5)
     assert "request" in logs.text
     assert not logs.text.lstrip().startswith("{")
+
+
+def test_batched_access_lines_keep_their_place_and_are_written_soon() -> None:
+    stream = io.StringIO()
+    handler = crm_log._Handler(stream, interval=0.05)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    other = logging.getLogger("crm.test.batching")
+    other.propagate = False
+    other.addHandler(handler)
+    try:
+        handler.access("first")
+        handler.access("second")
+        assert stream.getvalue() == ""  # waiting for the batch
+        other.warning("third")  # any other line writes the access lines logged before it
+        assert stream.getvalue().splitlines() == ["first", "second", "third"]
+        handler.access("fourth")
+        deadline = time.monotonic() + 5
+        while "fourth" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.getvalue().splitlines()[-1] == "fourth"  # by the flushing thread
+        handler.access("fifth")
+    finally:
+        other.removeHandler(handler)
+        handler.close()
+    assert stream.getvalue().splitlines()[-1] == "fifth"  # closing writes what is left
