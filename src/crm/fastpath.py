@@ -153,7 +153,7 @@ class FastPath:
         route, parsed = found
         if await self._admitted(scope, route.resource, "read") is None:
             return False
-        answer = await self._read(scope, route.read, parsed)
+        answer = await self._run(scope, route.read, parsed)
         if answer is None:
             return False
         await _send(scope, send, answer)
@@ -185,7 +185,7 @@ class FastPath:
         principal = await self._admitted(scope, route.resource, "create")
         if principal is None:
             return replay
-        answer = await self._read(scope, lambda connection, value: route.write(connection, value, principal), parsed)
+        answer = await self._run(scope, lambda connection, value: route.write(connection, value, principal), parsed)
         if answer is None:
             return replay
         await _send(scope, send, answer)
@@ -216,7 +216,7 @@ class FastPath:
         return principal
 
     @staticmethod
-    async def _read(
+    async def _run(
         scope: Scope, run: Callable[[asyncpg.Connection, object], Awaitable[Answer | None]], parsed: object
     ) -> Answer | None:
         """`run` on a pooled connection; None if the database could not answer it plainly."""
