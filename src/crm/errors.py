@@ -222,28 +222,32 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
 _UNAVAILABLE_SQLSTATES = frozenset({"57014"})
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, raised directly or wrapped by SQLAlchemy."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (exc, getattr(orig, "__cause__", None), orig):
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate
+    return None
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     import sqlalchemy.exc as sa_exc
 
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection within the pool timeout
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        orig = exc.orig
-        cause = getattr(orig, "__cause__", None) or orig
-        sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
-        if isinstance(sqlstate, str) and (
-            sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
-        ):
-            return True
-        return isinstance(cause, OSError | ConnectionError) or "connection" in type(cause).__name__.lower()
-    # Raw driver errors, from the hot read paths that use the asyncpg connection directly.
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and (
+    sqlstate = _sqlstate(exc)
+    if sqlstate is not None and (
         sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
     ):
         return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        cause = getattr(exc.orig, "__cause__", None) or exc.orig
+        return isinstance(cause, OSError | ConnectionError) or "connection" in type(cause).__name__.lower()
+    # Raw driver errors, from the hot read paths that use the asyncpg connection directly.
     lost = isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
     return lost or isinstance(exc, OSError | ConnectionError | asyncpg.PostgresConnectionError)
 
@@ -267,19 +271,10 @@ def _is_unstorable_text(exc: BaseException) -> bool:
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error, raised directly or wrapped by SQLAlchemy."""
-    orig = getattr(exc, "orig", None)
-    for candidate in (exc, getattr(orig, "__cause__", None), orig):
-        sqlstate = getattr(candidate, "sqlstate", None)
-        if isinstance(sqlstate, str):
-            return sqlstate
-    return None
-
-
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
-    if _sqlstate(exc) in _RETRY_SQLSTATES:
-        log.warning("transaction rolled back by the database, client told to retry", sqlstate=_sqlstate(exc))
+    sqlstate = _sqlstate(exc)
+    if sqlstate in _RETRY_SQLSTATES:
+        log.warning("transaction rolled back by the database, client told to retry", sqlstate=sqlstate)
         return problem_response(
             503,
             "the request collided with a concurrent write and nothing of it was stored; retry it",

@@ -63,7 +63,7 @@ def _redact_credentials(_: Any, __: str, event: EventDict) -> EventDict:
     # Runs last, after tracebacks are rendered into `exception`, so those are scrubbed too.
     for key, value in event.items():
         if isinstance(value, str):
-            event[key] = _CREDENTIAL_RE.sub("[redacted]", value)
+            event[key] = _scrubbed(value)
     return event
 
 
@@ -124,11 +124,9 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _access_logger = logging.getLogger("crm.access")
-# Whether access lines are JSON (rendered by log_request) or go through structlog (console).
-_render_access_json = True
-# The handler configure_logging installed. While it is the only one, access lines go to it
-# directly (`_Handler.access`): a LogRecord, the handler chain and a write() per line were
-# most of a line's cost.
+# The handler configure_logging installed for JSON lines (None: console lines, which go through
+# structlog). While it is the only one, access lines go to it directly (`_Handler.access`): a
+# LogRecord, the handler chain and a write() per line were most of a line's cost.
 _handler: _Handler | None = None
 
 
@@ -143,7 +141,7 @@ def log_request(user_id: str | None, method: str, path: str, status: int, durati
     ~155 us of a worker's CPU per GET by id under load). Tests compare it with structlog's."""
     if not _access_logger.isEnabledFor(logging.INFO):
         return
-    if not _render_access_json:
+    if _handler is None:
         structlog.get_logger("crm.access").info(
             "request", user_id=user_id, method=method, path=path, status=status, duration_ms=duration_ms
         )
@@ -157,9 +155,8 @@ def log_request(user_id: str | None, method: str, path: str, status: int, durati
         + ("}" if request_id is None else f', "request_id": {_json_string(request_id)}}}')
     )
     root = logging.getLogger()
-    handler = _handler
-    if handler is not None and len(root.handlers) == 1 and root.handlers[0] is handler:
-        handler.access(line)
+    if len(root.handlers) == 1 and root.handlers[0] is _handler:
+        _handler.access(line)
         return
     record = logging.LogRecord("crm.access", logging.INFO, __file__, 0, line, None, None)
     record.crm_rendered = line
@@ -167,8 +164,7 @@ def log_request(user_id: str | None, method: str, path: str, status: int, durati
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    global _render_access_json, _handler  # noqa: PLW0603 - one logging setup per process
-    _render_access_json = fmt == "json"
+    global _handler  # noqa: PLW0603 - one logging setup per process
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

@@ -18,62 +18,25 @@ import pytest
 from fastapi import FastAPI
 
 from crm.customers import fast_create
-from crm.fastpath import FastPath
+from tests.customers.fastpath_support import Downstream, drive
 from tests.helpers import TokenFactory, assert_problem, customer_body
 
 
-class Downstream:
-    """The application behind the middleware: answers 299 and keeps the body it received."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        self.bodies.append(b"".join(chunks))
-        await send({"type": "http.response.start", "status": 299, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-
 async def post(
-    app: FastAPI,
-    body: bytes,
-    headers: dict[str, str],
-    *,
-    chunks: int = 1,
-    content_length: bool = True,
+    app: FastAPI, body: bytes, headers: dict[str, str], *, chunks: int = 1, content_length: bool = True
 ) -> tuple[Downstream, dict[str, Any]]:
-    """One POST /api/customers through FastPath alone, with `app` as the application state."""
-    downstream = Downstream()
-    middleware = FastPath(downstream, [], fast_create.CREATES)
-    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    if content_length:
-        raw_headers.append((b"content-length", str(len(body)).encode()))
-    scope = {"type": "http", "method": "POST", "path": "/api/customers", "query_string": b"", "headers": raw_headers}
-    scope["app"] = app
-    size = max(1, -(-len(body) // chunks))
-    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
-    messages = [
-        {"type": "http.request", "body": piece, "more_body": n < len(pieces) - 1} for n, piece in enumerate(pieces)
-    ]
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await middleware(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return downstream, {"status": start["status"], "headers": dict(start["headers"]), "body": answer}
+    """One POST /api/customers through FastPath alone (its plain create only)."""
+    return await drive(
+        app,
+        "/api/customers",
+        headers,
+        (),
+        method="POST",
+        body=body,
+        chunks=chunks,
+        content_length=content_length,
+        creates=fast_create.CREATES,
+    )
 
 
 def json_headers(auth: dict[str, str]) -> dict[str, str]:
