@@ -23,8 +23,8 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
 
 from crm.config import Settings
 from crm.main import create_app
@@ -111,14 +111,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, database_url: str) -> AsyncIterator[Starlette]:
     application = create_app(settings, database_url=database_url)
     async with LifespanManager(application):
         yield application
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://crm.test") as http:
         yield http

@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
 from sqlalchemy import event
+from starlette.applications import Starlette
 
 
 @contextmanager
-def statements(app: FastAPI) -> Iterator[list[tuple[str, Any]]]:
+def statements(app: Starlette) -> Iterator[list[tuple[str, Any]]]:
     """The SQL (and parameters) the service sends while the block runs."""
     seen: list[tuple[str, Any]] = []
 

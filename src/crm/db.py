@@ -7,15 +7,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import Depends, Request
 from sqlalchemy import MetaData, Select, TextClause, func
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import DateTime, Integer, Uuid
@@ -95,13 +94,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: committed when the handler returns, rolled back if it raises.
+@asynccontextmanager
+async def request_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A request's one transaction: committed when the block ends, rolled back if it raises.
 
-    Bound with scope="function" below so the commit happens *before* the response is sent:
-    a client never sees a 2xx for a write that then failed to commit.
+    The endpoint layer sends the answer only after this block: a client never sees a 2xx for
+    a write that then failed to commit.
     """
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
         try:
             yield session
@@ -109,33 +108,6 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
-
-
-Session = Annotated[AsyncSession, Depends(_session, scope="function")]
-
-
-async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    return maker
-
-
-# For handlers that also call other services: they open short sessions themselves, so
-# no pooled connection is held while waiting on the network.
-SessionMaker = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
-
-
-async def _core_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A pooled SQLAlchemy Core connection in autocommit, for reads that are one typed statement.
-
-    No ORM and no BEGIN/COMMIT round trips: the one statement is its own consistent snapshot.
-    """
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
-
-
-# For list pages and other reads built with select(): see _core_connection.
-CoreConnection = Annotated[AsyncConnection, Depends(_core_connection, scope="function")]
 
 
 _DRIVER_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
@@ -181,7 +153,7 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
 
 
 async def create_read_pool(settings: Settings, database_url: str) -> asyncpg.Pool:
-    """The asyncpg pool for the hot single-statement reads (see `ReadConnection`).
+    """The asyncpg pool for single-statement reads (endpoints declared with database="read").
 
     Separate from SQLAlchemy's pool because those reads need none of it: no ORM, no
     transaction, and no pre-ping (a round trip per checkout); a connection that died is
@@ -236,19 +208,3 @@ async def read_connection(pool: asyncpg.Pool, wait: float) -> AsyncIterator[asyn
         raise
     finally:
         await pool.release(connection)
-
-
-async def _read_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled asyncpg connection, for single-statement reads on hot paths.
-
-    No BEGIN/COMMIT round trips and no ORM: one statement is its own consistent snapshot.
-    Only for reads that are one statement; anything else uses `Session`.
-    """
-    pool: asyncpg.Pool = request.app.state.read_pool
-    settings: Settings = request.app.state.settings
-    async with read_connection(pool, settings.db_pool_timeout) as connection:
-        yield connection
-
-
-# The driver's (asyncpg) connection itself: see _read_connection.
-ReadConnection = Annotated[asyncpg.Connection, Depends(_read_connection, scope="function")]

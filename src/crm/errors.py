@@ -2,8 +2,8 @@
 
 Services raise `DomainError` subclasses; they never build HTTP responses. Each class
 knows its status, so the handler below is the only code that turns errors into
-RFC 9457 documents. Framework errors (unknown route, wrong method, request
-validation) are rendered by the same function so clients see one shape.
+RFC 9457 documents. Framework errors (unknown route, wrong method) are rendered
+by the same function so clients see one shape.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Any
 
 import asyncpg
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from crm.log import request_id_var
 
@@ -88,8 +89,19 @@ class PreconditionFailed(DomainError):
     status, slug, title = 412, "precondition-failed", "Precondition Failed"
 
 
+class MalformedJSON(DomainError):
+    status, slug, title = 400, "malformed-json", "Bad Request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, errors=[FieldError("body", detail)])
+
+
 class PayloadTooLarge(DomainError):
     status, slug, title = 413, "payload-too-large", "Payload Too Large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
 
 
 class ValidationFailed(DomainError):
@@ -98,6 +110,10 @@ class ValidationFailed(DomainError):
     @classmethod
     def field(cls, field: str, message: str) -> ValidationFailed:
         return cls(f"{field}: {message}", errors=[FieldError(field, message)])
+
+    @classmethod
+    def of(cls, errors: Sequence[FieldError]) -> ValidationFailed:
+        return cls("; ".join(f"{e.field}: {e.message}" for e in errors[:5]), errors=errors)
 
 
 class ServiceUnavailable(DomainError):
@@ -128,40 +144,27 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_name(loc: Sequence[int | str]) -> str:
-    # Drop the "body"/"query"/"path"/"header" prefix: clients name fields, not locations.
-    parts = list(loc[1:]) if loc and loc[0] in {"body", "query", "path", "header"} else list(loc)
-    return ".".join(str(p) for p in parts) or str(loc[0] if loc else "body")
-
-
-def _validation_errors(exc: RequestValidationError) -> tuple[int, list[FieldError]]:
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's errors as the fields a client named (aliases, dotted for nested ones)."""
     errors: list[FieldError] = []
-    status = 422
-    for err in exc.errors():
-        kind = err.get("type", "")
+    for err in exc.errors(include_url=False, include_input=False):
         loc = err.get("loc", ())
-        field = _field_name(loc)
-        if kind == "json_invalid":
-            status = 400
-            errors.append(
-                FieldError("body", "malformed JSON: " + str(err.get("ctx", {}).get("error", "cannot be parsed")))
-            )
-            continue
+        field = ".".join(str(p) for p in loc) or "body"
+        kind = err.get("type", "")
         if kind == "extra_forbidden":
             last = str(loc[-1]) if loc else field
             message = "read-only field" if last in READ_ONLY_FIELDS else "unknown field"
         elif kind == "missing":
             message = "field required"
         else:
-            message = str(err.get("msg", "invalid value"))
             # Pydantic prefixes custom errors with "Value error, "; the field name already says it.
-            message = message.removeprefix("Value error, ")
+            message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         errors.append(FieldError(field, message))
-    return status, errors
+    return errors
 
 
 def render(error: DomainError) -> JSONResponse:
-    """The problem document of a domain error (also sent by crm.fastpath, below the framework)."""
+    """The problem document of a domain error."""
     return problem_response(
         error.status, error.detail, slug=error.slug, title=error.title, errors=error.errors, headers=error.headers
     )
@@ -189,15 +192,6 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, detail, slug=slug, title=title, headers=exc.headers)
 
 
-async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    status, errors = _validation_errors(exc)
-    if status == 400:
-        return problem_response(400, errors[0].message, slug="malformed-json", errors=errors)
-    detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-    return problem_response(422, detail, slug="validation-error", title="Unprocessable Content", errors=errors)
-
-
 async def _stale_write(_: Request, exc: Exception) -> JSONResponse:
     # Services lock rows before changing them, so this is a backstop: a concurrent writer
     # changed the row between our read and our UPDATE ... WHERE version = :old.
@@ -205,12 +199,11 @@ async def _stale_write(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(409, "the record was changed concurrently; reload it and retry", slug="conflict")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: Starlette) -> None:
     install_database_error_handler(app)
     app.add_exception_handler(StaleDataError, _stale_write)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _request_validation_error)
 
 
 # --- database availability ---------------------------------------------------------------
@@ -247,7 +240,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         cause = getattr(exc.orig, "__cause__", None) or exc.orig
         return isinstance(cause, OSError | ConnectionError) or "connection" in type(cause).__name__.lower()
-    # Raw driver errors, from the hot read paths that use the asyncpg connection directly.
+    # Raw driver errors, from the reads that use the asyncpg connection directly.
     lost = isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
     return lost or isinstance(exc, OSError | ConnectionError | asyncpg.PostgresConnectionError)
 
@@ -299,7 +292,7 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_database_error_handler(app: FastAPI) -> None:
+def install_database_error_handler(app: Starlette) -> None:
     import sqlalchemy.exc as sa_exc
 
     for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

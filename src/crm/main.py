@@ -1,4 +1,4 @@
-"""Application factory: settings, lifespan resources, middleware, routers, error handlers."""
+"""Application factory: settings, lifespan resources, middleware, endpoints, error handlers."""
 
 from __future__ import annotations
 
@@ -8,30 +8,34 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel
 from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from crm.api import Answer, Call, Endpoint, Routes
+from crm.api.openapi import document, swagger_ui
 from crm.auth.tokens import TokenVerifier
-from crm.common.openapi import install_problem_schema, problem_doc
+from crm.common.openapi import problem_doc
+from crm.common.responses import json_response
 from crm.config import Settings, get_settings
-from crm.contacts.router import router as contacts_router
-from crm.customers import fast_create as customer_create
-from crm.customers import fast_read as customer_reads
-from crm.customers import fast_search as customer_search
-from crm.customers.router import router as customers_router
+from crm.contacts.router import routes as contacts_routes
+from crm.customers.router import routes as customers_routes
 from crm.db import create_engine, create_read_pool, create_sessionmaker
 from crm.errors import install_error_handlers, problem_response
-from crm.fastpath import FastPath
-from crm.interactions import fast_read as interaction_reads
-from crm.interactions.router import router as interactions_router
+from crm.interactions.router import routes as interactions_routes
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
 from crm.orders.client import OrderServiceClient
-from crm.orders.router import router as orders_router
-from crm.ratelimit.dependencies import rate_limit
+from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
 
+TITLE = "CRM service"
+VERSION = "1.0.0"
 API_DESCRIPTION = """
 The CRM service: customers, their contacts, and the interactions staff have with them.
 
@@ -39,8 +43,62 @@ Every `/api/...` route needs `Authorization: Bearer <access token>` issued by th
 Errors are `application/problem+json` (RFC 9457).
 """
 
+operations = Routes(tag="operations")
 
-def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+# The request middleware can refuse any request before routing: documented on these routes too.
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    413: problem_doc("Request body larger than 1 MiB"),
+    431: problem_doc("Request headers larger than 16 KiB in all"),
+}
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+
+
+@operations.get(
+    "/health", summary="Liveness: the process runs", permission=None, answer=Answer(model=Health), errors=_REFUSED
+)
+async def health(call: Call[Any, None]) -> Response:
+    del call
+    return json_response(b'{"status":"ok"}')
+
+
+@operations.get(
+    "/ready",
+    summary="Readiness: the database answers",
+    permission=None,
+    answer=Answer(model=Readiness),
+    errors={**_REFUSED, 503: problem_doc("The database does not answer")},
+)
+async def ready(call: Call[Any, None]) -> Response:
+    try:
+        async with call.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return problem_response(
+            503, f"the database does not answer ({type(exc).__name__})", slug="not-ready", headers={"Retry-After": "2"}
+        )
+    return json_response(b'{"status":"ready","database":"ok"}')
+
+
+# Fixed paths before the `/{id}` ones of the same prefix, which would otherwise capture them:
+# each feature declares its own in that order, and orders' `/{id}/orders` cannot clash.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *operations.endpoints,
+    *customers_routes.endpoints,
+    *orders_routes.endpoints,
+    *contacts_routes.endpoints,
+    *interactions_routes.endpoints,
+)
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_production()
     configure_logging(settings.log_level, settings.log_format)
@@ -49,7 +107,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         raise RuntimeError("no database configured: run through `crm serve` or set DATABASE_URL")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings, url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
@@ -77,82 +135,52 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             await app.state.read_pool.close()
             await engine.dispose()
 
-    app = FastAPI(
-        title="CRM service",
-        version="1.0.0",
-        description=API_DESCRIPTION,
-        lifespan=lifespan,
-        # A trailing slash is a 404 problem like any unknown path, not a 307 to a URL built
-        # from the caller's Host header.
-        redirect_slashes=False,
-        # No OpenTelemetry here (logs carry the request id instead); left on, FastAPI asks the
-        # global tracer, meter and logger providers whether they are configured on every request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
-    app.state.settings = settings
-    app.state.token_verifier = TokenVerifier(settings)
-    app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
-    # Innermost: CORS and the request middleware wrap its answers like any other.
-    app.add_middleware(
-        FastPath,
-        reads=[*customer_reads.READS, *customer_search.READS, *interaction_reads.READS],
-        creates=customer_create.CREATES,
-    )
+    spec = document(ENDPOINTS, title=TITLE, version=VERSION, description=API_DESCRIPTION)
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs(_: Request) -> Response:
+        return swagger_ui("/openapi.json", TITLE)
+
+    middleware = [
+        # Outermost: it sees (and stamps) every response, CORS's own answers included.
+        Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
     if settings.cors_origin_list:
         # Off unless origins are listed; then only those, and credentials only by header.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=[
-                "ETag",
-                "Location",
-                "X-Request-ID",
-                "Idempotent-Replayed",
-                "Retry-After",
-                "RateLimit",
-                "RateLimit-Policy",
-            ],
-        )
-    # Added last, so it is the outermost: it sees (and stamps) every response.
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    install_error_handlers(app)
-    install_problem_schema(app)
-
-    # The middleware can refuse any request before routing: document it on these routes too.
-    refused: dict[int | str, dict[str, Any]] = {
-        413: problem_doc("Request body larger than 1 MiB"),
-        431: problem_doc("Request headers larger than 16 KiB in all"),
-    }
-
-    @app.get("/health", tags=["operations"], summary="Liveness: the process runs", responses=refused)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/ready",
-        tags=["operations"],
-        summary="Readiness: the database answers",
-        responses={**refused, 503: problem_doc("The database does not answer")},
-    )
-    async def ready(request: Request) -> Any:
-        try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-            return problem_response(
-                503,
-                f"the database does not answer ({type(exc).__name__})",
-                slug="not-ready",
-                headers={"Retry-After": "2"},
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origin_list,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+                expose_headers=[
+                    "ETag",
+                    "Location",
+                    "X-Request-ID",
+                    "Idempotent-Replayed",
+                    "Retry-After",
+                    "RateLimit",
+                    "RateLimit-Policy",
+                ],
             )
-        return {"status": "ready", "database": "ok"}
-
-    # Every /api route is rate limited per user (after authentication, which it depends on).
-    limited = [Depends(rate_limit)]
-    app.include_router(customers_router, dependencies=limited)
-    app.include_router(orders_router, dependencies=limited)
-    app.include_router(contacts_router, dependencies=limited)
-    app.include_router(interactions_router, dependencies=limited)
+        )
+    app = Starlette(
+        routes=[
+            *(endpoint.route() for endpoint in ENDPOINTS),
+            Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+            Route("/docs", docs, methods=["GET"], include_in_schema=False),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    # A trailing slash is a 404 problem like any unknown path, not a 307 to a URL built from
+    # the caller's Host header.
+    app.router.redirect_slashes = False
+    app.state.settings = settings
+    app.state.openapi = spec
+    app.state.token_verifier = TokenVerifier(settings)
+    app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
+    install_error_handlers(app)
     return app

@@ -1,4 +1,4 @@
-"""The one ASGI middleware every request passes through.
+"""The request middleware: request id, size limits, access log, the last-resort 500.
 
 It is written against raw ASGI (not BaseHTTPMiddleware) because it must see the
 request body as it streams (to enforce the size limit without buffering) and must
@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Mapping
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm.errors import PayloadTooLarge, problem_response
@@ -33,8 +32,8 @@ MAX_HEADER_BYTES = 16 * 1024
 
 
 # Headers that parts of the app want on the response whatever it turns out to be (rate-limit
-# state, say). Kept in the request's state dict, which every layer shares by reference: a
-# handler that returns its own Response drops the headers FastAPI's dependencies set.
+# state, say). Kept in the request's state dict, which every layer shares by reference, so
+# they reach the client whatever answers: the handler's Response or the error handler's.
 _RESPONSE_HEADERS = "crm.response_headers"
 
 
@@ -44,16 +43,12 @@ def add_response_headers(scope: Scope, headers: Mapping[str, str]) -> None:
     extra += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from `receive` when a streamed body passes the limit.
-
-    An HTTPException on purpose: FastAPI turns any other exception raised while it reads
-    the body into a generic 400 ("error parsing the body"), and a chunked upload over the
-    limit must be a 413 like one that declared its Content-Length.
-    """
+class BodyTooLarge(PayloadTooLarge):
+    """Raised from `receive` when a streamed body passes the limit: a chunked upload over the
+    limit is a 413 like one that declared its Content-Length."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds {limit} bytes")
+        super().__init__(f"request body exceeds {limit} bytes")
 
 
 class RequestContextMiddleware:

@@ -20,7 +20,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from crm.config import Settings
 from crm.main import create_app
@@ -48,7 +48,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client over `app`, with the app's lifespan running."""
     async with (
         LifespanManager(app),
@@ -181,17 +181,14 @@ def capture_logs() -> Iterator[CapturedLogs]:
         root.removeHandler(handler)
 
 
-def app_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every route the app serves, including those of included routers."""
-    from fastapi import routing
+def app_routes(app: Starlette) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves."""
+    from starlette.routing import Route
 
-    # FastAPI >= 0.16x keeps included routers as branches; iter_route_contexts flattens them.
-    iter_contexts = getattr(routing, "iter_route_contexts", None)
-    routes: Any = iter_contexts(app.routes) if iter_contexts is not None else app.routes
     found = {
         (method, route.path)
-        for route in routes
-        if isinstance(route.path, str)
+        for route in app.routes
+        if isinstance(route, Route)
         for method in (route.methods or ())
         if method != "HEAD"
     }

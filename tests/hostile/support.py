@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 # What an error body must never contain: traces and driver or ORM names (in any case), and SQL
 # (in capitals: "you may only update interactions you recorded" is prose).
@@ -51,7 +51,7 @@ async def snapshot(db: asyncpg.Connection[Any]) -> dict[str, list[dict[str, Any]
 
 
 @contextmanager
-def live_server(app: FastAPI, *, http: str = "auto") -> Iterator[int]:
+def live_server(app: Starlette, *, http: str = "auto") -> Iterator[int]:
     """Serve `app` with uvicorn, as `crm serve` does (`http="auto"` picks httptools), on a free
     port in a thread, lifespan included. Yields the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

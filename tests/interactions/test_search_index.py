@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from tests.helpers import create_customer
 from tests.interactions.support import create_interaction, ids
@@ -59,7 +59,7 @@ async def test_typo_fallback_keeps_the_customer_filter(client: httpx.AsyncClient
 
 
 async def test_search_plans_use_the_trigram_index(
-    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], db: asyncpg.Connection[Any]
+    app: Starlette, client: httpx.AsyncClient, admin: dict[str, str], db: asyncpg.Connection[Any]
 ) -> None:
     customer = await create_customer(client, admin)
     # Enough rows that a table scan would be the natural plan for an unindexed condition.

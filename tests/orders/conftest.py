@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
 
 from crm.config import Settings
 from crm.main import create_app
@@ -31,7 +31,7 @@ SHARED_TIMEOUT = 3.0
 
 @dataclass
 class Crm:
-    app: FastAPI
+    app: Starlette
     http: httpx.AsyncClient
 
     @property

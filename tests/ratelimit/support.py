@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from crm.config import Settings
 from crm.main import create_app
@@ -43,7 +43,7 @@ def mid_window() -> float:
 @asynccontextmanager
 async def limited_app(
     settings: Settings, database_url: str, *, frozen_at: float | None = None, **overrides: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     """The CRM with `overrides` applied to the test settings; `frozen_at` pins the limiter's clock."""
     app_settings = settings.model_copy(update=overrides)
     app = create_app(app_settings, database_url=database_url)

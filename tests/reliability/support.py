@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from crm.config import Settings
 from crm.main import create_app
@@ -20,7 +20,7 @@ from crm.main import create_app
 @asynccontextmanager
 async def app_client(
     settings: Settings, database_url: str, **overrides: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     """The CRM (lifespan run) with `overrides` applied to `settings`, and an in-process client."""
     app = create_app(settings.model_copy(update=overrides), database_url=database_url)
     async with (

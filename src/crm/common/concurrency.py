@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
-
-from fastapi import Header, Response
 
 from crm.errors import PreconditionFailed
 
@@ -19,10 +16,6 @@ _TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
 
 def etag(version: int) -> str:
     return f'"{version}"'
-
-
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +49,3 @@ def parse_if_match(value: str | None) -> Precondition | None:
         if match and not match.group(1):
             tags.add(match.group(2))
     return Precondition(False, frozenset(tags))
-
-
-IfMatchHeader = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description='Optional `"<version>"` from an earlier ETag; a stale one gets 412 and changes nothing',
-    ),
-]

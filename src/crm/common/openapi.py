@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
 from pydantic import BaseModel
 
 
@@ -25,30 +24,11 @@ class Problem(BaseModel):
 
 
 def problem_doc(description: str) -> dict[str, Any]:
-    """An error response as documented: application/problem+json with the Problem schema.
-
-    (FastAPI's `model=` would file the schema under application/json, which errors never use.)
-    """
+    """An error response as documented: application/problem+json with the Problem schema."""
     return {
         "description": description,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
-
-
-def install_problem_schema(app: FastAPI) -> None:
-    """Add the Problem schema to the spec's components, where problem_doc() refers to it."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = generate()
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = spec.setdefault("components", {}).setdefault("schemas", {})
-            components.update(problem.pop("$defs", {}))
-            components["Problem"] = problem
-        return app.openapi_schema  # type: ignore[return-value]
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 ERRORS_READ: dict[int | str, dict[str, Any]] = {
@@ -69,4 +49,5 @@ ERRORS_WRITE: dict[int | str, dict[str, Any]] = {
     ),
     412: problem_doc("If-Match does not match the current ETag: nothing was changed"),
     413: problem_doc("Request body larger than 1 MiB"),
+    415: problem_doc("A body that is not JSON (Content-Type must be application/json)"),
 }

@@ -12,9 +12,8 @@ import binascii
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_LIMIT = 100
@@ -67,37 +66,6 @@ class PageParams:
         return 0 if self.cursor is not None else (self.page - 1) * self.limit
 
 
-# async, like every dependency here: FastAPI runs a plain `def` dependency in a worker thread,
-# a thread hop per request for what is a few attribute assignments.
-async def _page_params(
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 10,
-) -> PageParams:
-    return PageParams(page=page, limit=limit)
-
-
-async def _cursor_page_params(
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number (ignored with `cursor`)")] = 1,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 10,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=2048,
-            pattern=r"^[A-Za-z0-9_-]+$",
-            description="`pagination.nextCursor` of the previous answer: continue after it (instead of `page`)",
-        ),
-    ] = None,
-) -> PageParams:
-    return PageParams(page=page, limit=limit, cursor=Cursor.decode(cursor) if cursor is not None else None)
-
-
-# For lists that also accept `cursor` (keyset pagination).
-CursorPaging = Annotated[PageParams, Depends(_cursor_page_params)]
-
-
-Paging = Annotated[PageParams, Depends(_page_params)]
-
-
 def parse_sort_order(value: str | None, default: SortOrder) -> SortOrder:
     """`sortOrder` is accepted in any case (`asc`, `Desc`), as the prototype did."""
     from crm.errors import ValidationFailed
@@ -108,12 +76,6 @@ def parse_sort_order(value: str | None, default: SortOrder) -> SortOrder:
         return SortOrder(value.upper())
     except ValueError:
         raise ValidationFailed.field("sortOrder", "must be ASC or DESC") from None
-
-
-SortOrderQuery = Annotated[
-    str | None,
-    Query(alias="sortOrder", max_length=4, pattern="^(?i:asc|desc)$", description="ASC or DESC, any case"),
-]
 
 
 class Pagination(BaseModel):

@@ -1,18 +1,20 @@
-"""A JSON response that renders Decimal amounts as exact JSON numbers (e.g. 71302.50).
+"""JSON responses: documents serialised once by their handler, and amounts rendered exactly.
 
-The standard encoder only knows floats, which would turn money into binary
-approximations and drop the trailing zero; amounts here are quantized decimals and
-must reach the client digit for digit.
+DecimalJSONResponse renders Decimal amounts as exact JSON numbers (e.g. 71302.50): the
+standard encoder only knows floats, which would turn money into binary approximations and
+drop the trailing zero; amounts here are quantized decimals and must reach the client digit
+for digit.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 _PLACEHOLDER = re.compile(r'"\\u0000dec(\d+)\\u0000"')
 
@@ -33,3 +35,8 @@ class DecimalJSONResponse(JSONResponse):
 
         text = json.dumps(swap(content), ensure_ascii=False, separators=(",", ":"), default=str)
         return _PLACEHOLDER.sub(lambda m: str(decimals[int(m.group(1))]), text).encode()
+
+
+def json_response(body: str | bytes, *, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON document serialised by the handler (once, by pydantic), sent as it is."""
+    return Response(body, status_code=status, media_type="application/json", headers=headers)

@@ -1,124 +1,166 @@
+"""`/api/contacts`: each endpoint declared once (see crm.api.endpoint)."""
+
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field, TypeAdapter
+from starlette.responses import Response
 
-from crm.auth.dependencies import Grant, require
-from crm.common.concurrency import IfMatchHeader, parse_if_match, set_etag
+from crm.api import Answer, Call, Routes
+from crm.common.concurrency import etag, parse_if_match
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
+from crm.common.params import IdempotencyKey, IfMatch, SearchLimit
+from crm.common.responses import json_response
 from crm.common.search import normalize_query
 from crm.common.types import SearchText
 from crm.contacts import service
+from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, ContactWithCustomer, CustomerSummary
-from crm.db import Session
 from crm.idempotency import service as idempotency
-from crm.idempotency.service import IdempotencyKeyHeader
 
-router = APIRouter(prefix="/api/contacts", tags=["contacts"])
+routes = Routes("/api/contacts", tag="contacts")
 
-
-@router.get(
-    "/customer/{customer_id}",
-    response_model=list[ContactOut],
-    responses=ERRORS_READ,
-    summary="A customer's contacts, primary first, then newest",
-)
-async def list_for_customer(
-    customer_id: UUID, session: Session, _: Annotated[Grant, Depends(require("contacts", "read"))]
-) -> list[ContactOut]:
-    return [ContactOut.model_validate(c) for c in await service.list_for_customer(session, customer_id)]
+_CONTACTS = TypeAdapter(list[ContactOut])
 
 
-@router.get("/search", response_model=list[ContactOut], responses=ERRORS_READ, summary="Search contacts")
-async def search_contacts(
-    session: Session,
-    _: Annotated[Grant, Depends(require("contacts", "read"))],
-    query: Annotated[SearchText, Query(description="at least 2 characters after trimming")],
-    customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> list[ContactOut]:
-    found = await service.search_contacts(session, normalize_query(query), customer_id, limit)
-    return [ContactOut.model_validate(c) for c in found]
+class CustomerPath(BaseModel):
+    customer_id: UUID
 
 
-@router.get("/{contact_id}", response_model=ContactWithCustomer, responses=ERRORS_READ, summary="Get a contact")
-async def get_contact(
-    contact_id: UUID,
-    response: Response,
-    session: Session,
-    _: Annotated[Grant, Depends(require("contacts", "read"))],
-) -> ContactWithCustomer:
-    contact, customer = await service.get_with_customer(session, contact_id)
-    set_etag(response, contact.version)
-    return ContactWithCustomer(
-        **ContactOut.model_validate(contact).model_dump(), customer=CustomerSummary.model_validate(customer)
+class ContactPath(BaseModel):
+    contact_id: UUID
+
+
+class WriteParams(ContactPath):
+    if_match: IfMatch = None
+
+
+class CreateHeaders(BaseModel):
+    idempotency_key: IdempotencyKey = None
+
+
+class SearchQuery(BaseModel):
+    query: Annotated[SearchText, Field(description="at least 2 characters after trimming")]
+    customer_id: UUID | None = Field(default=None, alias="customerId")
+    limit: SearchLimit = 10
+
+
+def _contact(contact: Contact) -> Response:
+    return json_response(
+        ContactOut.model_validate(contact).model_dump_json(by_alias=True), headers={"ETag": etag(contact.version)}
     )
 
 
-@router.post(
-    "",
-    response_model=ContactOut,
-    status_code=status.HTTP_201_CREATED,
-    responses=ERRORS_WRITE,
-    summary="Create a contact (the first one of a customer becomes primary)",
+def _list(contacts: list[Contact]) -> Response:
+    return json_response(_CONTACTS.dump_json([ContactOut.model_validate(c) for c in contacts], by_alias=True))
+
+
+@routes.get(
+    "/customer/{customer_id}",
+    summary="A customer's contacts, primary first, then newest",
+    permission=("contacts", "read"),
+    params=CustomerPath,
+    answer=Answer(model=list[ContactOut]),
+    errors=ERRORS_READ,
+    database="transaction",
 )
-async def create_contact(
-    body: ContactCreate,
-    request: Request,
-    session: Session,
-    grant: Annotated[Grant, Depends(require("contacts", "create"))],
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Response:
+async def list_for_customer(call: Call[CustomerPath, None]) -> Response:
+    return _list(await service.list_for_customer(call.session, call.params.customer_id))
+
+
+@routes.get(
+    "/search",
+    summary="Search contacts",
+    permission=("contacts", "read"),
+    params=SearchQuery,
+    answer=Answer(model=list[ContactOut]),
+    errors=ERRORS_READ,
+    database="transaction",
+)
+async def search_contacts(call: Call[SearchQuery, None]) -> Response:
+    params = call.params
+    found = await service.search_contacts(call.session, normalize_query(params.query), params.customer_id, params.limit)
+    return _list(found)
+
+
+@routes.get(
+    "/{contact_id}",
+    summary="Get a contact",
+    permission=("contacts", "read"),
+    params=ContactPath,
+    answer=Answer(model=ContactWithCustomer, headers={"ETag": "the contact's version"}),
+    errors=ERRORS_READ,
+    database="transaction",
+)
+async def get_contact(call: Call[ContactPath, None]) -> Response:
+    contact, customer = await service.get_with_customer(call.session, call.params.contact_id)
+    document = ContactWithCustomer(
+        **ContactOut.model_validate(contact).model_dump(), customer=CustomerSummary.model_validate(customer)
+    )
+    return json_response(document.model_dump_json(by_alias=True), headers={"ETag": etag(contact.version)})
+
+
+@routes.post(
+    "",
+    summary="Create a contact (the first one of a customer becomes primary)",
+    permission=("contacts", "create"),
+    params=CreateHeaders,
+    body=ContactCreate,
+    answer=Answer(201, ContactOut, headers={"Location": "the new contact", "ETag": "its version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
+)
+async def create_contact(call: Call[CreateHeaders, ContactCreate]) -> Response:
+    body = call.body
+
     async def write() -> idempotency.Answer:
-        contact = await service.create_contact(session, body)
+        contact = await service.create_contact(call.session, body)
         return idempotency.created(ContactOut.model_validate(contact), f"/api/contacts/{contact.id}", contact.version)
 
-    print_ = idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json"))
-    return await idempotency.run_once(session, grant.user_id, idempotency_key, print_, write)
+    return await idempotency.create_once(call, write)
 
 
-@router.put(
-    "/{contact_id}/primary", response_model=ContactOut, responses=ERRORS_WRITE, summary="Make a contact the primary one"
+@routes.put(
+    "/{contact_id}/primary",
+    summary="Make a contact the primary one",
+    permission=("contacts", "update"),
+    params=WriteParams,
+    answer=Answer(model=ContactOut, headers={"ETag": "the contact's new version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def set_primary(
-    contact_id: UUID,
-    response: Response,
-    session: Session,
-    _: Annotated[Grant, Depends(require("contacts", "update"))],
-    if_match: IfMatchHeader = None,
-) -> ContactOut:
-    contact = await service.set_primary(session, contact_id, parse_if_match(if_match))
-    set_etag(response, contact.version)
-    return ContactOut.model_validate(contact)
+async def set_primary(call: Call[WriteParams, None]) -> Response:
+    params = call.params
+    return _contact(await service.set_primary(call.session, params.contact_id, parse_if_match(params.if_match)))
 
 
-@router.put("/{contact_id}", response_model=ContactOut, responses=ERRORS_WRITE, summary="Partially update a contact")
-async def update_contact(
-    contact_id: UUID,
-    body: ContactUpdate,
-    response: Response,
-    session: Session,
-    _: Annotated[Grant, Depends(require("contacts", "update"))],
-    if_match: IfMatchHeader = None,
-) -> ContactOut:
-    contact = await service.update_contact(session, contact_id, body, parse_if_match(if_match))
-    set_etag(response, contact.version)
-    return ContactOut.model_validate(contact)
-
-
-@router.delete(
+@routes.put(
     "/{contact_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=ERRORS_WRITE,
-    summary="Delete a contact (the oldest remaining one becomes primary if needed)",
+    summary="Partially update a contact",
+    permission=("contacts", "update"),
+    params=WriteParams,
+    body=ContactUpdate,
+    answer=Answer(model=ContactOut, headers={"ETag": "the contact's new version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def delete_contact(
-    contact_id: UUID,
-    session: Session,
-    _: Annotated[Grant, Depends(require("contacts", "delete"))],
-    if_match: IfMatchHeader = None,
-) -> Response:
-    await service.delete_contact(session, contact_id, parse_if_match(if_match))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def update_contact(call: Call[WriteParams, ContactUpdate]) -> Response:
+    params = call.params
+    contact = await service.update_contact(call.session, params.contact_id, call.body, parse_if_match(params.if_match))
+    return _contact(contact)
+
+
+@routes.delete(
+    "/{contact_id}",
+    summary="Delete a contact (the oldest remaining one becomes primary if needed)",
+    permission=("contacts", "delete"),
+    params=WriteParams,
+    answer=Answer(204, description="Deleted"),
+    errors=ERRORS_WRITE,
+    database="transaction",
+)
+async def delete_contact(call: Call[WriteParams, None]) -> Response:
+    await service.delete_contact(call.session, call.params.contact_id, parse_if_match(call.params.if_match))
+    return Response(status_code=204)

@@ -1,15 +1,19 @@
+"""`/api/customers`: each endpoint declared once (see crm.api.endpoint)."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
+from starlette.responses import Response
 
-from crm.auth.dependencies import Grant, require
-from crm.common.concurrency import IfMatchHeader, etag, parse_if_match, set_etag
+from crm.api import Answer, Call, Routes
+from crm.common.concurrency import etag, parse_if_match
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
-from crm.common.pagination import CursorPaging, PageParams, Pagination, SortOrder, SortOrderQuery, parse_sort_order
+from crm.common.pagination import Pagination, SortOrder
+from crm.common.params import CursorPageQuery, IdempotencyKey, IfMatch, SearchLimit, SortedQuery
+from crm.common.responses import json_response
 from crm.common.search import normalize_query
 from crm.common.types import SearchText
 from crm.contacts.schemas import ContactOut
@@ -24,15 +28,38 @@ from crm.customers.schemas import (
     CustomerUpdate,
     Segments,
 )
-from crm.db import ReadConnection, Session
 from crm.idempotency import service as idempotency
-from crm.idempotency.service import IdempotencyKeyHeader
 
-router = APIRouter(prefix="/api/customers", tags=["customers"])
+routes = Routes("/api/customers", tag="customers")
 
 CustomerSortBy = Literal[
     "created_at", "updated_at", "first_name", "last_name", "email", "company_name", "status", "type"
 ]
+
+
+class CustomerPath(BaseModel):
+    customer_id: UUID
+
+
+class ListQuery(CursorPageQuery, SortedQuery):
+    status: CustomerStatus | None = None
+    type: CustomerType | None = None
+    owner_id: UUID | None = Field(default=None, alias="ownerId")
+    search: Annotated[SearchText | None, Field(description="filters like /search")] = None
+    sort_by: CustomerSortBy = Field(default="created_at", alias="sortBy")
+
+
+class SearchQuery(BaseModel):
+    query: Annotated[SearchText, Field(description="at least 2 characters after trimming")]
+    limit: SearchLimit = 10
+
+
+class CreateHeaders(BaseModel):
+    idempotency_key: IdempotencyKey = None
+
+
+class WriteParams(CustomerPath):
+    if_match: IfMatch = None
 
 
 def _detail(view: service.CustomerView) -> CustomerDetail:
@@ -42,141 +69,130 @@ def _detail(view: service.CustomerView) -> CustomerDetail:
     return CustomerDetail(**base, primary_contact=primary, contacts=contacts)
 
 
-@router.get("", response_model=CustomerList, responses=ERRORS_READ, summary="List customers")
-async def list_customers(
-    # Authorization before the connection: a refused request never takes one from the pool.
-    _: Annotated[Grant, Depends(require("customers", "read"))],
-    connection: ReadConnection,
-    paging: CursorPaging,
-    status_: Annotated[CustomerStatus | None, Query(alias="status")] = None,
-    type_: Annotated[CustomerType | None, Query(alias="type")] = None,
-    owner_id: Annotated[UUID | None, Query(alias="ownerId")] = None,
-    search: Annotated[SearchText | None, Query(description="filters like /search")] = None,
-    sort_by: Annotated[CustomerSortBy, Query(alias="sortBy")] = "created_at",
-    sort_order: SortOrderQuery = None,
-) -> Response:
+@routes.get(
+    "",
+    summary="List customers",
+    permission=("customers", "read"),
+    params=ListQuery,
+    answer=Answer(model=CustomerList),
+    errors=ERRORS_READ,
+    database="read",
+)
+async def list_customers(call: Call[ListQuery, None]) -> Response:
+    query = call.params
     # A blank `search` (an empty search box: `?search=`) means no filter, as the prototype
     # treated it; anything else follows the search endpoint's rules (2-200 characters).
+    search = query.search
     filters = service.CustomerFilters(
-        status=status_,
-        type=type_,
-        owner_id=owner_id,
+        status=query.status,
+        type=query.type,
+        owner_id=query.owner_id,
         search=normalize_query(search, "search") if search is not None and search.strip() else None,
     )
-    order = parse_sort_order(sort_order, SortOrder.DESC)
-    items, total, next_cursor = await service.list_customers(connection, filters, paging, sort_by, order)
-    # Serialised once here: returning the model would have FastAPI validate it a second time.
-    return Response(list_page_json(items, paging, total, next_cursor), media_type="application/json")
-
-
-def list_page_json(items: list[dict[str, Any]], paging: PageParams, total: int, next_cursor: str | None) -> bytes:
-    """The list's answer (also rendered by crm.customers.fast_read for plain first pages)."""
+    paging = query.paging()
+    items, total, next_cursor = await service.list_customers(
+        call.connection, filters, paging, query.sort_by, query.order(SortOrder.DESC)
+    )
     page = CustomerList.model_validate(
         {"customers": items, "pagination": Pagination.of(paging, total, next_cursor)}, by_name=True
     )
-    return page.model_dump_json(by_alias=True).encode()
-
-
-@router.get(
-    "/search",
-    response_model=list[CustomerListItem],
-    responses=ERRORS_READ,
-    summary="Search customers, most relevant first",
-)
-async def search_customers(
-    # Authorization before the connection: a refused request never takes one from the pool.
-    _: Annotated[Grant, Depends(require("customers", "read"))],
-    connection: ReadConnection,
-    query: Annotated[SearchText, Query(description="at least 2 characters after trimming")],
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> Response:
-    items = await service.search_customers(connection, normalize_query(query), limit)
-    return Response(search_json(items), media_type="application/json")
+    return json_response(page.model_dump_json(by_alias=True))
 
 
 _SEARCH_ANSWER = TypeAdapter(list[CustomerListItem])
 
 
-def search_json(items: list[dict[str, Any]]) -> bytes:
-    """The search's answer, serialised once (also by crm.customers.fast_search): returning the
-    models would have FastAPI validate them a second time."""
-    return _SEARCH_ANSWER.dump_json(_SEARCH_ANSWER.validate_python(items), by_alias=True)
+@routes.get(
+    "/search",
+    summary="Search customers, most relevant first",
+    permission=("customers", "read"),
+    params=SearchQuery,
+    answer=Answer(model=list[CustomerListItem]),
+    errors=ERRORS_READ,
+    database="read",
+)
+async def search_customers(call: Call[SearchQuery, None]) -> Response:
+    items = await service.search_customers(call.connection, normalize_query(call.params.query), call.params.limit)
+    return json_response(_SEARCH_ANSWER.dump_json(_SEARCH_ANSWER.validate_python(items), by_alias=True))
 
 
-@router.get("/segments", response_model=Segments, responses=ERRORS_READ, summary="Customer counts by status and type")
-async def segments(
-    _: Annotated[Grant, Depends(require("customers", "read"))], connection: ReadConnection
-) -> dict[str, object]:
-    return await service.segments(connection)
+@routes.get(
+    "/segments",
+    summary="Customer counts by status and type",
+    permission=("customers", "read"),
+    answer=Answer(model=Segments),
+    errors=ERRORS_READ,
+    database="read",
+)
+async def segments(call: Call[Any, None]) -> Response:
+    data = await service.segments(call.connection)
+    return json_response(Segments.model_validate(data).model_dump_json(by_alias=True))
 
 
-@router.get("/{customer_id}", response_model=CustomerDetail, responses=ERRORS_READ, summary="Get a customer")
-async def get_customer(
-    customer_id: UUID,
-    _: Annotated[Grant, Depends(require("customers", "read"))],
-    connection: ReadConnection,
-) -> Response:
-    data = await service.read_customer(connection, customer_id)
+@routes.get(
+    "/{customer_id}",
+    summary="Get a customer",
+    permission=("customers", "read"),
+    params=CustomerPath,
+    answer=Answer(model=CustomerDetail, headers={"ETag": "the customer's version"}),
+    errors=ERRORS_READ,
+    database="read",
+)
+async def get_customer(call: Call[CustomerPath, None]) -> Response:
+    data = await service.read_customer(call.connection, call.params.customer_id)
     # The ETag is the customer's version: it moves with every change made through the customer
     # (its fields, or contacts sent with it); contacts changed on their own carry their own.
-    # Serialised here, once: returning the model would have FastAPI validate it a second time.
-    return Response(
-        CustomerDetail.model_validate(data).model_dump_json(by_alias=True),
-        media_type="application/json",
-        headers={"ETag": etag(data["version"])},
+    return json_response(
+        CustomerDetail.model_validate(data).model_dump_json(by_alias=True), headers={"ETag": etag(data["version"])}
     )
 
 
-@router.post(
+@routes.post(
     "",
-    response_model=CustomerDetail,
-    status_code=status.HTTP_201_CREATED,
-    responses=ERRORS_WRITE,
     summary="Create a customer, optionally with contacts",
+    permission=("customers", "create"),
+    params=CreateHeaders,
+    body=CustomerCreate,
+    answer=Answer(201, CustomerDetail, headers={"Location": "the new customer", "ETag": "its version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def create_customer(
-    body: CustomerCreate,
-    request: Request,
-    session: Session,
-    grant: Annotated[Grant, Depends(require("customers", "create"))],
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Response:
+async def create_customer(call: Call[CreateHeaders, CustomerCreate]) -> Response:
+    body = call.body
+    user_id = call.user.user_id
+
     async def write() -> idempotency.Answer:
-        view = await service.create_customer(session, body, grant.user_id)
-        location = f"/api/customers/{view.customer.id}"
-        return idempotency.created(_detail(view), location, view.customer.version)
+        view = await service.create_customer(call.session, body, user_id)
+        return idempotency.created(_detail(view), f"/api/customers/{view.customer.id}", view.customer.version)
 
-    print_ = idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json"))
-    return await idempotency.run_once(session, grant.user_id, idempotency_key, print_, write)
+    return await idempotency.create_once(call, write)
 
 
-@router.put(
-    "/{customer_id}", response_model=CustomerDetail, responses=ERRORS_WRITE, summary="Partially update a customer"
-)
-async def update_customer(
-    customer_id: UUID,
-    body: CustomerUpdate,
-    response: Response,
-    session: Session,
-    _: Annotated[Grant, Depends(require("customers", "update"))],
-    if_match: IfMatchHeader = None,
-) -> CustomerDetail:
-    view = await service.update_customer(session, customer_id, body, parse_if_match(if_match))
-    set_etag(response, view.customer.version)
-    return _detail(view)
-
-
-@router.delete(
+@routes.put(
     "/{customer_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=ERRORS_WRITE,
-    summary="Delete a customer with its contacts and interactions",
+    summary="Partially update a customer",
+    permission=("customers", "update"),
+    params=WriteParams,
+    body=CustomerUpdate,
+    answer=Answer(model=CustomerDetail, headers={"ETag": "the customer's new version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def delete_customer(
-    customer_id: UUID,
-    session: Session,
-    _: Annotated[Grant, Depends(require("customers", "delete"))],
-    if_match: IfMatchHeader = None,
-) -> Response:
-    await service.delete_customer(session, customer_id, parse_if_match(if_match))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def update_customer(call: Call[WriteParams, CustomerUpdate]) -> Response:
+    params = call.params
+    view = await service.update_customer(call.session, params.customer_id, call.body, parse_if_match(params.if_match))
+    return json_response(_detail(view).model_dump_json(by_alias=True), headers={"ETag": etag(view.customer.version)})
+
+
+@routes.delete(
+    "/{customer_id}",
+    summary="Delete a customer with its contacts and interactions",
+    permission=("customers", "delete"),
+    params=WriteParams,
+    answer=Answer(204, description="Deleted"),
+    errors=ERRORS_WRITE,
+    database="transaction",
+)
+async def delete_customer(call: Call[WriteParams, None]) -> Response:
+    await service.delete_customer(call.session, call.params.customer_id, parse_if_match(call.params.if_match))
+    return Response(status_code=204)

@@ -19,16 +19,16 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import Header
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from crm.api import Call
 from crm.common.concurrency import etag
 from crm.errors import Conflict, ValidationFailed
 from crm.idempotency.models import IdempotencyKey
@@ -58,22 +58,19 @@ def fingerprint(method: str, path: str, payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x20-\x7e]+$",
-        description="Optional: 1-255 printable ASCII characters. Retrying a POST with the same key and body "
-        "within 24 h replays the first answer instead of creating a second record.",
-    ),
-]
-
-
 def created(body: BaseModel, location: str, version: int) -> Answer:
     """The 201 answer of a create: body, Location and ETag, ready to send and to store."""
     return Answer(201, body.model_dump_json(by_alias=True), {"Location": location, "ETag": etag(version)})
+
+
+async def create_once(call: Call[Any, Any], write: Callable[[], Awaitable[Answer]]) -> Response:
+    """Run a create's `write` at most once per Idempotency-Key (the protocol in the module doc).
+
+    The endpoint declares the `Idempotency-Key` header as its `idempotency_key` parameter and a
+    JSON body; the fingerprint is the route and that body.
+    """
+    print_ = fingerprint(call.scope["method"], call.path, call.body.model_dump(mode="json"))
+    return await run_once(call.session, call.user.user_id, call.params.idempotency_key, print_, write)
 
 
 async def run_once(

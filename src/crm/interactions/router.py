@@ -1,23 +1,27 @@
+"""`/api/interactions`: each endpoint declared once (see crm.api.endpoint).
+
+The fixed paths are declared before `/{interaction_id}`, which would otherwise capture them.
+"""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field, TypeAdapter
+from starlette.responses import Response
 
-from crm.auth.dependencies import Grant, require
-from crm.auth.permissions import Scope
-from crm.common.concurrency import IfMatchHeader, parse_if_match, set_etag
-from crm.common.dates import parse_range
+from crm.api import Answer, Call, Routes
+from crm.common.concurrency import etag, parse_if_match
 from crm.common.openapi import ERRORS_READ, ERRORS_WRITE
-from crm.common.pagination import CursorPaging, Pagination, SortOrder, SortOrderQuery, parse_sort_order
+from crm.common.pagination import Pagination, SortOrder
+from crm.common.params import CursorPageQuery, DateRangeQuery, IdempotencyKey, IfMatch, SearchLimit, SortedQuery
+from crm.common.responses import json_response
 from crm.common.search import normalize_query
 from crm.common.types import SearchText
 from crm.contacts.schemas import CustomerSummary
 from crm.customers.models import Customer
-from crm.db import CoreConnection, Session
 from crm.idempotency import service as idempotency
-from crm.idempotency.service import IdempotencyKeyHeader
 from crm.interactions import service
 from crm.interactions.models import Interaction, InteractionType
 from crm.interactions.schemas import (
@@ -30,20 +34,50 @@ from crm.interactions.schemas import (
     InteractionWithCustomerList,
 )
 
-router = APIRouter(prefix="/api/interactions", tags=["interactions"])
-
-# The fixed paths below are declared before `/{interaction_id}`, which would otherwise capture them.
+routes = Routes("/api/interactions", tag="interactions")
 
 InteractionSortBy = Literal["date", "created_at", "type", "subject"]
-DATE_HELP = "ISO 8601 date or date-time (UTC unless an offset is given)"
-StartDate = Annotated[str | None, Query(alias="startDate", description=DATE_HELP + "; inclusive")]
-EndDate = Annotated[
-    str | None, Query(alias="endDate", description=DATE_HELP + "; inclusive, a date-only value covers that whole day")
-]
-TypeFilter = Annotated[InteractionType | None, Query(alias="type")]
-UserFilter = Annotated[UUID | None, Query(alias="userId", description="who recorded it")]
-CustomerFilter = Annotated[UUID | None, Query(alias="customerId")]
-SortByQuery = Annotated[InteractionSortBy, Query(alias="sortBy", description="ties are broken by id")]
+_SORT_HELP = "ties are broken by id"
+_USER_HELP = "who recorded it"
+
+
+class CustomerPath(BaseModel):
+    customer_id: UUID
+
+
+class InteractionPath(BaseModel):
+    interaction_id: UUID
+
+
+class WriteParams(InteractionPath):
+    if_match: IfMatch = None
+
+
+class CreateHeaders(BaseModel):
+    idempotency_key: IdempotencyKey = None
+
+
+class CustomerListQuery(CustomerPath, CursorPageQuery, SortedQuery, DateRangeQuery):
+    type: InteractionType | None = None
+    sort_by: InteractionSortBy = Field(default="date", alias="sortBy", description=_SORT_HELP)
+
+
+class RangeQuery(CursorPageQuery, SortedQuery, DateRangeQuery):
+    type: InteractionType | None = None
+    user_id: UUID | None = Field(default=None, alias="userId", description=_USER_HELP)
+    customer_id: UUID | None = Field(default=None, alias="customerId")
+    sort_by: InteractionSortBy = Field(default="date", alias="sortBy", description=_SORT_HELP)
+
+
+class StatisticsQuery(DateRangeQuery):
+    user_id: UUID | None = Field(default=None, alias="userId", description=_USER_HELP)
+    customer_id: UUID | None = Field(default=None, alias="customerId")
+
+
+class SearchQuery(BaseModel):
+    query: Annotated[SearchText, Field(description="at least 2 characters after trimming")]
+    customer_id: UUID | None = Field(default=None, alias="customerId")
+    limit: SearchLimit = 10
 
 
 def _with_customer(interaction: Interaction, customer: Customer) -> InteractionWithCustomer:
@@ -52,176 +86,165 @@ def _with_customer(interaction: Interaction, customer: Customer) -> InteractionW
     )
 
 
-def _author_only(grant: Grant) -> UUID | None:
-    """The user whose interactions the grant is limited to, or None when it reaches all of them."""
-    return grant.user_id if grant.scope is Scope.own else None
+def _interaction(interaction: Interaction) -> Response:
+    return json_response(
+        InteractionOut.model_validate(interaction).model_dump_json(by_alias=True),
+        headers={"ETag": etag(interaction.version)},
+    )
 
 
-@router.get(
+@routes.get(
     "/customer/{customer_id}",
-    response_model=InteractionList,
-    responses=ERRORS_READ,
     summary="A customer's interactions, newest first by default",
+    permission=("interactions", "read"),
+    params=CustomerListQuery,
+    answer=Answer(model=InteractionList),
+    errors=ERRORS_READ,
+    database="transaction",
 )
-async def list_for_customer(
-    customer_id: UUID,
-    session: Session,
-    _: Annotated[Grant, Depends(require("interactions", "read"))],
-    paging: CursorPaging,
-    type_: TypeFilter = None,
-    start_date: StartDate = None,
-    end_date: EndDate = None,
-    sort_by: SortByQuery = "date",
-    sort_order: SortOrderQuery = None,
-) -> InteractionList:
-    filters = service.InteractionFilters(dates=parse_range(start_date, end_date), type=type_, customer_id=customer_id)
-    order = parse_sort_order(sort_order, SortOrder.DESC)
-    rows, total, next_cursor = await service.list_for_customer(session, filters, paging, sort_by, order)
-    return InteractionList(
+async def list_for_customer(call: Call[CustomerListQuery, None]) -> Response:
+    query = call.params
+    filters = service.InteractionFilters(dates=query.dates(), type=query.type, customer_id=query.customer_id)
+    paging = query.paging()
+    rows, total, next_cursor = await service.list_for_customer(
+        call.session, filters, paging, query.sort_by, query.order(SortOrder.DESC)
+    )
+    page = InteractionList(
         interactions=[InteractionOut.model_validate(i) for i in rows],
         pagination=Pagination.of(paging, total, next_cursor),
     )
+    return json_response(page.model_dump_json(by_alias=True))
 
 
-@router.get(
+@routes.get(
     "/date-range",
-    response_model=InteractionWithCustomerList,
-    responses=ERRORS_READ,
     summary="Interactions in a date range, across customers",
+    permission=("interactions", "read"),
+    params=RangeQuery,
+    answer=Answer(model=InteractionWithCustomerList),
+    errors=ERRORS_READ,
+    database="transaction",
 )
-async def list_in_range(
-    session: Session,
-    _: Annotated[Grant, Depends(require("interactions", "read"))],
-    paging: CursorPaging,
-    start_date: StartDate = None,
-    end_date: EndDate = None,
-    type_: TypeFilter = None,
-    user_id: UserFilter = None,
-    customer_id: CustomerFilter = None,
-    sort_by: SortByQuery = "date",
-    sort_order: SortOrderQuery = None,
-) -> InteractionWithCustomerList:
+async def list_in_range(call: Call[RangeQuery, None]) -> Response:
+    query = call.params
     filters = service.InteractionFilters(
-        dates=parse_range(start_date, end_date), type=type_, user_id=user_id, customer_id=customer_id
+        dates=query.dates(), type=query.type, user_id=query.user_id, customer_id=query.customer_id
     )
-    order = parse_sort_order(sort_order, SortOrder.DESC)
-    rows, total, next_cursor = await service.list_with_customers(session, filters, paging, sort_by, order)
-    return InteractionWithCustomerList(
+    paging = query.paging()
+    rows, total, next_cursor = await service.list_with_customers(
+        call.session, filters, paging, query.sort_by, query.order(SortOrder.DESC)
+    )
+    page = InteractionWithCustomerList(
         interactions=[_with_customer(i, c) for i, c in rows], pagination=Pagination.of(paging, total, next_cursor)
     )
+    return json_response(page.model_dump_json(by_alias=True))
 
 
-@router.get(
+@routes.get(
     "/statistics",
-    response_model=InteractionStatistics,
-    responses=ERRORS_READ,
     summary="Interaction counts by type, UTC day and user",
+    permission=("interactions", "read"),
+    params=StatisticsQuery,
+    answer=Answer(model=InteractionStatistics),
+    errors=ERRORS_READ,
 )
-async def statistics(
-    _: Annotated[Grant, Depends(require("interactions", "read"))],
-    connection: CoreConnection,
-    start_date: StartDate = None,
-    end_date: EndDate = None,
-    user_id: UserFilter = None,
-    customer_id: CustomerFilter = None,
-) -> Response:
-    filters = service.InteractionFilters(
-        dates=parse_range(start_date, end_date), user_id=user_id, customer_id=customer_id
-    )
-    # The service hands over the JSON document itself (see there): FastAPI validating a
-    # ~1,000-day byDate again on every dashboard poll would cost more than reading it.
-    return Response(await service.statistics(connection, filters), media_type="application/json")
+async def statistics(call: Call[StatisticsQuery, None]) -> Response:
+    query = call.params
+    filters = service.InteractionFilters(dates=query.dates(), user_id=query.user_id, customer_id=query.customer_id)
+    # The service hands over the JSON document itself (see there): validating a ~1,000-day
+    # byDate again on every dashboard poll would cost more than reading it.
+    return json_response(await service.statistics(call.state.engine, filters))
 
 
-@router.get(
+_FOUND = TypeAdapter(list[InteractionWithCustomer])
+
+
+@routes.get(
     "/search",
-    response_model=list[InteractionWithCustomer],
-    responses=ERRORS_READ,
     summary="Search subjects and descriptions, most relevant first",
+    permission=("interactions", "read"),
+    params=SearchQuery,
+    answer=Answer(model=list[InteractionWithCustomer]),
+    errors=ERRORS_READ,
+    database="transaction",
 )
-async def search_interactions(
-    session: Session,
-    _: Annotated[Grant, Depends(require("interactions", "read"))],
-    query: Annotated[SearchText, Query(description="at least 2 characters after trimming")],
-    customer_id: CustomerFilter = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> list[InteractionWithCustomer]:
-    rows = await service.search_interactions(session, normalize_query(query), customer_id, limit)
-    return [_with_customer(i, c) for i, c in rows]
+async def search_interactions(call: Call[SearchQuery, None]) -> Response:
+    params = call.params
+    rows = await service.search_interactions(
+        call.session, normalize_query(params.query), params.customer_id, params.limit
+    )
+    return json_response(_FOUND.dump_json([_with_customer(i, c) for i, c in rows], by_alias=True))
 
 
-@router.get(
+@routes.get(
     "/{interaction_id}",
-    response_model=InteractionWithCustomer,
-    responses=ERRORS_READ,
     summary="Get an interaction with its customer's summary",
+    permission=("interactions", "read"),
+    params=InteractionPath,
+    answer=Answer(model=InteractionWithCustomer, headers={"ETag": "the interaction's version"}),
+    errors=ERRORS_READ,
+    database="transaction",
 )
-async def get_interaction(
-    interaction_id: UUID,
-    response: Response,
-    session: Session,
-    _: Annotated[Grant, Depends(require("interactions", "read"))],
-) -> InteractionWithCustomer:
-    interaction, customer = await service.get_with_customer(session, interaction_id)
-    set_etag(response, interaction.version)
-    return _with_customer(interaction, customer)
+async def get_interaction(call: Call[InteractionPath, None]) -> Response:
+    interaction, customer = await service.get_with_customer(call.session, call.params.interaction_id)
+    return json_response(
+        _with_customer(interaction, customer).model_dump_json(by_alias=True),
+        headers={"ETag": etag(interaction.version)},
+    )
 
 
-@router.post(
+@routes.post(
     "",
-    response_model=InteractionOut,
-    status_code=status.HTTP_201_CREATED,
-    responses=ERRORS_WRITE,
     summary="Record an interaction (its author is the caller)",
+    permission=("interactions", "create"),
+    params=CreateHeaders,
+    body=InteractionCreate,
+    answer=Answer(201, InteractionOut, headers={"Location": "the new interaction", "ETag": "its version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def create_interaction(
-    body: InteractionCreate,
-    request: Request,
-    session: Session,
-    grant: Annotated[Grant, Depends(require("interactions", "create"))],
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Response:
+async def create_interaction(call: Call[CreateHeaders, InteractionCreate]) -> Response:
+    body = call.body
+    user_id = call.user.user_id
+
     async def write() -> idempotency.Answer:
-        interaction = await service.create_interaction(session, body, grant.user_id)
+        interaction = await service.create_interaction(call.session, body, user_id)
         location = f"/api/interactions/{interaction.id}"
         return idempotency.created(InteractionOut.model_validate(interaction), location, interaction.version)
 
-    print_ = idempotency.fingerprint("POST", request.url.path, body.model_dump(mode="json"))
-    return await idempotency.run_once(session, grant.user_id, idempotency_key, print_, write)
+    return await idempotency.create_once(call, write)
 
 
-@router.put(
+@routes.put(
     "/{interaction_id}",
-    response_model=InteractionOut,
-    responses=ERRORS_WRITE,
     summary="Partially update an interaction (employees: only their own)",
+    permission=("interactions", "update"),
+    params=WriteParams,
+    body=InteractionUpdate,
+    answer=Answer(model=InteractionOut, headers={"ETag": "the interaction's new version"}),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def update_interaction(
-    interaction_id: UUID,
-    body: InteractionUpdate,
-    response: Response,
-    session: Session,
-    grant: Annotated[Grant, Depends(require("interactions", "update"))],
-    if_match: IfMatchHeader = None,
-) -> InteractionOut:
+async def update_interaction(call: Call[WriteParams, InteractionUpdate]) -> Response:
+    params = call.params
     interaction = await service.update_interaction(
-        session, interaction_id, body, _author_only(grant), parse_if_match(if_match)
+        call.session, params.interaction_id, call.body, call.user.own_only, parse_if_match(params.if_match)
     )
-    set_etag(response, interaction.version)
-    return InteractionOut.model_validate(interaction)
+    return _interaction(interaction)
 
 
-@router.delete(
+@routes.delete(
     "/{interaction_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=ERRORS_WRITE,
     summary="Delete an interaction (employees: only their own)",
+    permission=("interactions", "delete"),
+    params=WriteParams,
+    answer=Answer(204, description="Deleted"),
+    errors=ERRORS_WRITE,
+    database="transaction",
 )
-async def delete_interaction(
-    interaction_id: UUID,
-    session: Session,
-    grant: Annotated[Grant, Depends(require("interactions", "delete"))],
-    if_match: IfMatchHeader = None,
-) -> Response:
-    await service.delete_interaction(session, interaction_id, _author_only(grant), parse_if_match(if_match))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def delete_interaction(call: Call[WriteParams, None]) -> Response:
+    params = call.params
+    await service.delete_interaction(
+        call.session, params.interaction_id, call.user.own_only, parse_if_match(params.if_match)
+    )
+    return Response(status_code=204)

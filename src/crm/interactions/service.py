@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Date, String, UnaryExpression, cast, func, literal, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm.common import db_errors
@@ -211,7 +211,13 @@ async def _raw_tally(connection: AsyncConnection, filters: InteractionFilters) -
     return tally
 
 
-async def statistics(connection: AsyncConnection, filters: InteractionFilters) -> str:
+async def statistics(engine: AsyncEngine, filters: InteractionFilters) -> str:
+    """Counts by type, UTC day and user, as the response's JSON document (see _statistics)."""
+    async with engine.connect() as connection:
+        return await _statistics(await connection.execution_options(isolation_level="AUTOCOMMIT"), filters)
+
+
+async def _statistics(connection: AsyncConnection, filters: InteractionFilters) -> str:
     """Counts by type, UTC day and user, as the response's JSON document.
 
     For one customer the interactions are counted directly (its index keeps that small).

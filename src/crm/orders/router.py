@@ -7,23 +7,23 @@ behaviour is about that neighbour: validation, failure mapping, the circuit brea
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
-from crm.auth.dependencies import Grant, require
+from crm.api import Answer, Call, Routes
 from crm.common.openapi import ERRORS_READ, problem_doc
-from crm.common.pagination import MAX_PAGE, SortOrder, SortOrderQuery, parse_sort_order
+from crm.common.pagination import MAX_PAGE, SortOrder, parse_sort_order
+from crm.common.params import Limit, SortOrderParam
 from crm.common.responses import DecimalJSONResponse
-from crm.db import SessionMaker
 from crm.log import request_id_var
 from crm.orders import service
 from crm.orders.client import OrderQuery, OrderServiceClient
 from crm.orders.schemas import Order, OrderPagination, OrderStatus
 
-router = APIRouter(prefix="/api/customers", tags=["orders"])
+routes = Routes("/api/customers", tag="orders")
 
 OrderSortBy = Literal["created_at", "updated_at", "total_amount", "order_number", "status"]
 
@@ -34,18 +34,30 @@ _UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _client(request: Request) -> OrderServiceClient:
-    client: OrderServiceClient = request.app.state.order_client
+def _client(call: Call[Any, None]) -> OrderServiceClient:
+    client: OrderServiceClient = call.state.order_client
     return client
 
 
-def _forwarded_headers(request: Request) -> dict[str, str]:
+def _forwarded_headers(call: Call[Any, None]) -> dict[str, str]:
     headers = {"Accept": "application/json"}
-    if authorization := request.headers.get("authorization"):
+    if authorization := call.header(b"authorization"):
         headers["Authorization"] = authorization
     if request_id := request_id_var.get():
         headers["X-Request-ID"] = request_id
     return headers
+
+
+class CustomerPath(BaseModel):
+    customer_id: UUID
+
+
+class OrdersQuery(CustomerPath):
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    limit: Limit = 10
+    status: OrderStatus | None = None
+    sort_by: OrderSortBy | None = Field(default=None, alias="sortBy")
+    sort_order: SortOrderParam = None
 
 
 class OrdersList(BaseModel):
@@ -53,32 +65,28 @@ class OrdersList(BaseModel):
     pagination: OrderPagination
 
 
-@router.get(
+# Neither route holds a database connection while it waits for the Order Service: the service
+# opens short sessions of its own around the call (database=None).
+@routes.get(
     "/{customer_id}/orders",
-    response_model=OrdersList,
-    responses={**ERRORS_READ, **_UPSTREAM_ERRORS},
     summary="A customer's orders, from the Order Service",
+    permission=("customers", "read"),
+    params=OrdersQuery,
+    answer=Answer(model=OrdersList),
+    errors={**ERRORS_READ, **_UPSTREAM_ERRORS},
 )
-async def customer_orders(
-    customer_id: UUID,
-    request: Request,
-    maker: SessionMaker,
-    _: Annotated[Grant, Depends(require("customers", "read"))],
-    client: Annotated[OrderServiceClient, Depends(_client)],
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    status: Annotated[OrderStatus | None, Query()] = None,
-    sort_by: Annotated[OrderSortBy | None, Query(alias="sortBy")] = None,
-    sort_order: SortOrderQuery = None,
-) -> DecimalJSONResponse:
+async def customer_orders(call: Call[OrdersQuery, None]) -> Response:
+    params = call.params
     query = OrderQuery(
-        page=page,
-        limit=limit,
-        status=status.value if status else None,
-        sort_by=sort_by,
-        sort_order=parse_sort_order(sort_order, SortOrder.DESC).value if sort_order else None,
+        page=params.page,
+        limit=params.limit,
+        status=params.status.value if params.status else None,
+        sort_by=params.sort_by,
+        sort_order=parse_sort_order(params.sort_order, SortOrder.DESC).value if params.sort_order else None,
     )
-    result = await service.customer_orders(maker, client, customer_id, query, _forwarded_headers(request))
+    result = await service.customer_orders(
+        call.sessionmaker, _client(call), params.customer_id, query, _forwarded_headers(call)
+    )
     return DecimalJSONResponse(result.model_dump(mode="json", by_alias=True))
 
 
@@ -111,21 +119,18 @@ class CustomerStatistics(BaseModel):
     orders: _OrderFigures
 
 
-@router.get(
+@routes.get(
     "/{customer_id}/statistics",
-    response_model=CustomerStatistics,
-    responses=ERRORS_READ,
     summary="A customer's contacts, interactions and orders in figures",
     description="Answers 200 with the CRM's own figures even when the Order Service is unavailable "
     "(then `orders.available` is false and `orders.reason` says why).",
+    permission=("customers", "read"),
+    params=CustomerPath,
+    answer=Answer(model=CustomerStatistics),
+    errors=ERRORS_READ,
 )
-async def customer_statistics(
-    customer_id: UUID,
-    request: Request,
-    maker: SessionMaker,
-    _: Annotated[Grant, Depends(require("customers", "read"))],
-    client: Annotated[OrderServiceClient, Depends(_client)],
-) -> DecimalJSONResponse:
-    crm = await service.crm_figures(maker, customer_id)
-    orders = await service.orders_statistics(client, customer_id, _forwarded_headers(request))
+async def customer_statistics(call: Call[CustomerPath, None]) -> Response:
+    customer_id = call.params.customer_id
+    crm = await service.crm_figures(call.sessionmaker, customer_id)
+    orders = await service.orders_statistics(_client(call), customer_id, _forwarded_headers(call))
     return DecimalJSONResponse(service.statistics_document(customer_id, crm, orders))
