@@ -28,7 +28,7 @@ def _statements() -> dict[str, str]:
         "walk": search._walk_statement(False, False, False, 0, 500, 10),
         "walk, phone, on from 500": search._walk_statement(True, True, True, 500, 3750, 7),
         "rare": search._rare_statement(True, False, False, 3),
-        "typo": search._typo_statement(10),
+        "similar words": search._SIMILAR_WORDS,
     }
     return {name: statement.sql for name, statement in shapes.items()}
 
@@ -81,7 +81,7 @@ QUERIES = ["0671", "067", "67 1", "4567", "٠٦٧١", "٦٧", "０６", "78146",
 async def test_digit_pattern_matches_as_digits_of_does(db: asyncpg.Connection[Any]) -> None:
     checked = matched = 0
     for query in QUERIES:
-        params = search._substring_params(query, [])
+        params = search.substring_params(query, [])
         assert "digits_pattern" in params, query
         for phone in PHONES:
             stripped, raw = await db.fetchrow(

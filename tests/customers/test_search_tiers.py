@@ -146,7 +146,7 @@ async def test_every_query_and_limit_ranks_as_the_brute_force(
     windows: Any,
 ) -> None:
     if windows is not None:
-        monkeypatch.setattr(search, "_windows", windows)
+        monkeypatch.setattr(search, "windows", windows)
     await _seed(db)
     for query in QUERIES:
         for limit in (1, 3, 10, 40, 100):

@@ -78,15 +78,36 @@ def parse_sort_order(value: str | None, default: SortOrder) -> SortOrder:
         raise ValidationFailed.field("sortOrder", "must be ASC or DESC") from None
 
 
+class CappedTotal(int):
+    """A total that stopped counting at its value: there are at least this many, maybe more.
+
+    Lists whose exact total would need a scan (a free-text filter over millions of rows)
+    count up to a cap and answer this; Pagination shows it as `"totalCapped": true`.
+    """
+
+    __slots__ = ()
+
+
 class Pagination(BaseModel):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
-    total: int
+    total: int = Field(description="how many items the list has; with `totalCapped`, at least this many")
     page: int | None = Field(description="null when the page was asked for by `cursor`")
     limit: int
     total_pages: int = Field(alias="totalPages")
     has_next: bool = Field(alias="hasNext")
     has_prev: bool = Field(alias="hasPrev")
+    # Left out of the answer unless true, like nextCursor: most lists always count exactly.
+    total_capped: bool = Field(
+        default=False,
+        alias="totalCapped",
+        exclude_if=lambda value: not value,
+        description=(
+            "present (and true) only when `total` is a cap, not a count: a list filtered by free text "
+            "(`search`) counts its matches up to 10,000 and answers `total: 10000, totalCapped: true` "
+            "beyond that (`totalPages` follows from the cap; `hasNext` and `nextCursor` from the page)"
+        ),
+    )
     # Left out of the answer when there is no next page (and on lists without cursors).
     next_cursor: str | None = Field(
         default=None,
@@ -97,6 +118,8 @@ class Pagination(BaseModel):
 
     @classmethod
     def of(cls, params: PageParams, total: int, next_cursor: str | None = None) -> Pagination:
+        """The envelope's pagination; a CappedTotal `total` is answered with `totalCapped`."""
+        capped = isinstance(total, CappedTotal)
         pages = (total + params.limit - 1) // params.limit
         if params.cursor is not None:
             return cls(
@@ -106,6 +129,7 @@ class Pagination(BaseModel):
                 total_pages=pages,
                 has_next=next_cursor is not None,
                 has_prev=True,
+                total_capped=capped,
                 next_cursor=next_cursor,
             )
         return cls(
@@ -113,8 +137,10 @@ class Pagination(BaseModel):
             page=params.page,
             limit=params.limit,
             total_pages=pages,
-            has_next=params.page < pages,
+            # Past a capped total's pages there may be more: the page itself says (a row beyond it).
+            has_next=params.page < pages or (capped and next_cursor is not None),
             has_prev=params.page > 1,
+            total_capped=capped,
             next_cursor=next_cursor,
         )
 

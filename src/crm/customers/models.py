@@ -30,7 +30,9 @@ def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
-SORT_INDEXED = ("updated_at", "first_name", "last_name", "email", "company_name", "status", "type")
+SORT_INDEXED = ("created_at", "updated_at", "first_name", "last_name", "email", "company_name", "status", "type")
+# The list's filters, carried by every sort index so a filtered page is an index-only walk.
+LIST_FILTERS = ("status", "type", "owner_id")
 
 
 def search_text_of(*columns: Any) -> Any:
@@ -62,11 +64,16 @@ class Customer(TimestampedVersioned, Base):
         # Emails are unique ignoring case. In bytewise (COLLATE "C") order, so the index also
         # serves the email prefix walk of search (crm.customers.search).
         Index("uq_customers_email_lower", func.lower(email), unique=True),
-        # Every allowed sortBy walks an index in (column, id) order, for offset and cursor pages.
-        Index("ix_customers_created_at_id", "created_at", "id"),
-        *(Index(f"ix_customers_{c}_id", c, "id") for c in SORT_INDEXED),
-        Index("ix_customers_status_type_id", "status", "type", "id"),
-        Index("ix_customers_owner_id", "owner_id"),
+        # Every allowed sortBy walks an index in (column, id) order, for offset and cursor pages;
+        # each carries the filter columns, so the rows a filter skips are never read from the table.
+        *(
+            Index(f"ix_customers_{c}_id", c, "id", postgresql_include=[f for f in LIST_FILTERS if f != c])
+            for c in SORT_INDEXED
+        ),
+        # One owner's customers in the default order, and their count, from the index alone.
+        Index(
+            "ix_customers_owner_id_created_at_id", "owner_id", "created_at", "id", postgresql_include=["status", "type"]
+        ),
         # Search's exact/prefix walks, one per field, lowered, in bytewise order (see
         # crm.customers.search and the 2026-11-26-1910 migration); the two name indexes also
         # serve full-name queries ("first last", "last first"). These and the email index are
@@ -104,4 +111,17 @@ class Customer(TimestampedVersioned, Base):
             postgresql_using="gin",
             postgresql_ops={"crm_customer_search_text": "gin_trgm_ops"},
         ),
+    )
+
+
+class CustomerWord(Base):
+    """A lowered word of some customer's name, email or company name (or one it had): the
+    typo-tolerant search's dictionary, kept by a trigger (crm/customers/sql/customer_words.sql)."""
+
+    __tablename__ = "customer_words"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        Index("ix_customer_words_trgm", "word", postgresql_using="gin", postgresql_ops={"word": "gin_trgm_ops"}),
     )

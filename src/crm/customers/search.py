@@ -30,7 +30,7 @@ How each tier stays bounded:
    (first, last) index; the same for "last first".
 2. Substring (`_substring_tier`, only when 1 did not fill `limit`): walk the newest
    customers by the created_at index, test each against the match conditions, and stop as
-   soon as `need` are found, reading at most a window of rows (`_windows`). Newest-first
+   soon as `need` are found, reading at most a window of rows (`windows`). Newest-first
    does not depend on what a customer is called, so a fragment that a fraction d of
    customers contain is found after about need/d rows. A full result is exactly the tier's
    first rows (the walk read a prefix of the tier's order). Otherwise the fragment is rare
@@ -38,8 +38,12 @@ How each tier stays bounded:
    in full, the newest `need` kept. Rows found by 1 are excluded by id: 1 found all of them,
    so this tier is exactly "contains the query, minus those".
 3. Typo tolerance (`_typo_tolerant`): only when 1 and 2 found nothing, for queries with a
-   word of at least TYPO_MIN_WORD characters. Its cost still grows with the number of
-   similar rows.
+   word of at least TYPO_MIN_WORD characters. The words similar to the query's longest word
+   come from a trigger-kept dictionary of the words customers' names, emails and company
+   names have (`customer_words`: a few hundred rows however many customers share them), at
+   most TYPO_MAX_WORDS, most similar first; the query with that word replaced by each is
+   searched by 1 and 2, until `limit` customers are found. So a typo costs what a few
+   literal searches cost, not a similarity computed for every customer sharing a trigram.
 
 How it runs: each statement is a `DriverStatement` for the asyncpg read pool, built once per
 shape and fetching plain rows (the list's columns: the customer and its primary contact as
@@ -82,13 +86,15 @@ from sqlalchemy.types import Uuid
 from crm.common.search import Column, escape_like, phone_digits
 from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactOut
-from crm.customers.models import Customer, search_text_of
+from crm.customers.models import Customer, CustomerWord, search_text_of
 from crm.customers.schemas import CustomerOut
 from crm.db import DriverStatement
 
-# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match:
-# "Petrneko" vs "Petrenko" scores about 0.44.
-TYPO_THRESHOLD = 0.4
+# How similar (pg_trgm word_similarity, 0..1) a customer's word must be to a query's word to be
+# searched for instead: two letters swapped inside "Thompson" ("Thopmson") score 0.38, in a
+# five-letter name ("Bokio") 0.33; unrelated words of five letters or more rarely reach 0.3,
+# and those that do come after the closer ones.
+TYPO_THRESHOLD = 0.3
 
 BYTEWISE = "C"
 
@@ -173,11 +179,17 @@ async def find(connection: asyncpg.Connection, query: str, limit: int) -> list[F
     Several statements, each its own snapshot, as under a READ COMMITTED session: a customer
     changed in between can at worst appear in no tier or, having been renamed, in the wrong one.
     """
+    found = await _literal(connection, query, limit)
+    if not found and typo_tolerant(query):
+        found = await _typo_tolerant(connection, query, limit)
+    return found
+
+
+async def _literal(connection: asyncpg.Connection, query: str, limit: int) -> list[Found]:
+    """Tiers 1 and 2: the customers that contain the query, best tier first."""
     found = await _prefix_tiers(connection, query, limit)
     if len(found) < limit:
         found += await _substring_tier(connection, query, limit - len(found), [row["id"] for row in found])
-    if not found and typo_tolerant(query):
-        found = await _typo_tolerant(connection, query, limit)
     return found
 
 
@@ -306,7 +318,7 @@ async def _prefix_tiers(connection: asyncpg.Connection, query: str, limit: int) 
 # --- 2. substring -------------------------------------------------------------------------
 
 
-def _windows(need: int) -> tuple[int, int]:
+def windows(need: int) -> tuple[int, ...]:
     """How many of the newest customers the substring walks read before calling a fragment rare.
 
     Reading a row costs about 5 us, a trigram candidate about 8 us. The first, short walk
@@ -316,7 +328,8 @@ def _windows(need: int) -> tuple[int, int]:
     the bitmap's worst case (about need/window of the table as candidates): sqrt(need * table *
     8/5) for a million customers.
     """
-    return 50 * need, 1250 * math.isqrt(need)
+    first, second = 50 * need, 1250 * math.isqrt(need)
+    return (first, second) if second > first else (first,)
 
 
 def _digits_pattern(digits: str) -> str:
@@ -339,7 +352,7 @@ def _contains() -> ColumnElement[str]:
     return lowered_pattern
 
 
-def _matches(entity: Any, phone: bool, spaced: bool, caseless: bool) -> ColumnElement[bool]:
+def matches(entity: Any, phone: bool, spaced: bool, caseless: bool) -> ColumnElement[bool]:
     """Matcher.where's conditions (some field contains the query), over bind parameters.
 
     A query without a space (`spaced` False: most of what staff type) cannot reach across a
@@ -390,23 +403,30 @@ def _walk_statement(phone: bool, spaced: bool, caseless: bool, skip: int, window
     recent = aliased(Customer, newest)
     return DriverStatement.of(
         _with_primary(recent)
-        .where(_matches(recent, phone, spaced, caseless), _not_in(recent))
+        .where(matches(recent, phone, spaced, caseless), _not_in(recent))
         .order_by(recent.created_at.desc(), recent.id.desc())
         .limit(_rows(need))
     )
+
+
+def prefilter(phone: bool) -> ColumnElement[bool]:
+    """The trigram index's condition for `matches`' rows (parameters as substring_params'):
+    every row `matches` accepts contains the pattern (or the phone's digits) in its document,
+    so adding it changes nothing but the plan."""
+    doc = document()
+    condition: ColumnElement[bool] = doc.like(_contains())
+    if phone:
+        condition = or_(condition, doc.like(_raw("digits_contains")))
+    return condition
 
 
 @functools.lru_cache(maxsize=256)
 def _rare_statement(phone: bool, spaced: bool, caseless: bool, need: int) -> DriverStatement:
     # Every candidate of the trigram index, collected first (MATERIALIZED keeps the planner
     # from walking the created_at index instead), then the newest of them.
-    doc = document()
-    prefilter: ColumnElement[bool] = doc.like(_contains())
-    if phone:
-        prefilter = or_(prefilter, doc.like(_raw("digits_contains")))
     candidates = (
         select(Customer.id, Customer.created_at)
-        .where(prefilter, _matches(Customer, phone, spaced, caseless), _not_in(Customer))
+        .where(prefilter(phone), matches(Customer, phone, spaced, caseless), _not_in(Customer))
         .cte("candidates")
         .prefix_with("MATERIALIZED")
     )
@@ -418,7 +438,7 @@ def _rare_statement(phone: bool, spaced: bool, caseless: bool, need: int) -> Dri
     )
 
 
-def _substring_params(query: str, exclude: list[UUID]) -> dict[str, Any]:
+def substring_params(query: str, exclude: list[UUID]) -> dict[str, Any]:
     params: dict[str, Any] = {"contains": "%" + escape_like(query) + "%", "exclude": exclude}
     digits = phone_digits(query)
     if digits:
@@ -430,17 +450,17 @@ def _substring_params(query: str, exclude: list[UUID]) -> dict[str, Any]:
     return params
 
 
+def substring_shape(query: str) -> tuple[bool, bool, bool]:
+    """What decides the text of `matches` for a query: (phone, spaced, caseless)."""
+    return phone_digits(query) is not None, " " in query, query.isascii() and query.lower() == query.upper()
+
+
 async def _substring_tier(connection: asyncpg.Connection, query: str, need: int, exclude: list[UUID]) -> list[Found]:
-    params = _substring_params(query, exclude)
-    phone, spaced, caseless = (
-        "digits_pattern" in params,
-        " " in query,
-        query.isascii() and query.lower() == query.upper(),
-    )
-    shape = (phone, spaced, caseless)
+    params = substring_params(query, exclude)
+    shape = substring_shape(query)
     found: list[Found] = []
     read = 0
-    for window in _windows(need):
+    for window in windows(need):
         # The second walk goes on where the first stopped (its matches are all in `found`).
         found += await _walk_statement(*shape, read, window, need - len(found)).fetch(connection, params)
         if len(found) == need:
@@ -457,21 +477,28 @@ async def _substring_tier(connection: asyncpg.Connection, query: str, need: int,
 
 _TYPO_SETTING = f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"
 
+# At most this many similar words are searched for, most similar first.
+TYPO_MAX_WORDS = 3
 
-@functools.lru_cache(maxsize=128)
-def _typo_statement(limit: int) -> DriverStatement:
-    lowered_query = _text("query")
-    doc = document()
-    return DriverStatement.of(
-        _with_primary()
-        .where(lowered_query.op("<%")(doc))
-        .order_by(func.word_similarity(lowered_query, doc).desc(), Customer.last_name, Customer.first_name, Customer.id)
-        .limit(_rows(limit))
-    )
+# The dictionary's words most similar to one word of the query: a few hundred rows to look at
+# (names, email and company words repeat across customers), not a million documents.
+_SIMILAR_WORDS = DriverStatement.of(
+    select(CustomerWord.word)
+    .where(_text("word").op("<%")(CustomerWord.word))
+    .order_by(func.word_similarity(_text("word"), CustomerWord.word).desc(), CustomerWord.word)
+    .limit(_rows(TYPO_MAX_WORDS))
+)
 
 
-async def _typo_tolerant(connection: asyncpg.Connection, query: str, limit: int) -> list[Found]:
-    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first.
+def _anchor(query: str) -> str:
+    """The query's word a typo is looked for in: its longest (the first of those)."""
+    words: list[str] = _WORD.findall(query)
+    return max(words, key=len)
+
+
+async def similar_words(connection: asyncpg.Connection, word: str) -> list[str]:
+    """Customers' words similar to `word` (pg_trgm word similarity at least TYPO_THRESHOLD),
+    most similar first.
 
     `<%` (which the trigram index serves) reads its threshold from a setting. The read pool
     resets nothing between requests, so the setting lives in a transaction of its own and
@@ -480,4 +507,28 @@ async def _typo_tolerant(connection: asyncpg.Connection, query: str, limit: int)
     """
     async with connection.transaction():
         await connection.execute(_TYPO_SETTING)
-        return await _typo_statement(limit).fetch(connection, {"query": query})
+        rows = await _SIMILAR_WORDS.fetch(connection, {"word": word})
+    return [row["word"] for row in rows]
+
+
+async def _typo_tolerant(connection: asyncpg.Connection, query: str, limit: int) -> list[Found]:
+    """The query with its longest word replaced by each similar word of the dictionary, most
+    similar first, searched literally (exact, prefix, substring): "Petrneko" finds what
+    "petrenko" finds, "ivan petrneko" what "ivan petrenko" finds.
+
+    Each corrected query asks for `limit` rows, so after dropping the ones an earlier (more
+    similar) correction found there are still enough to fill the page if it has them.
+    """
+    anchor = _anchor(query)
+    found: list[Found] = []
+    seen: set[UUID] = set()
+    for word in await similar_words(connection, anchor):
+        if word == anchor.lower():
+            continue  # the query itself, which found nothing
+        for row in await _literal(connection, query.replace(anchor, word, 1), limit):
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                found.append(row)
+        if len(found) >= limit:
+            break
+    return found[:limit]

@@ -1,0 +1,315 @@
+"""The customers' read statements: a customer by id, the list's pages and its totals.
+
+Every statement here is a `DriverStatement` (crm.db) run on the read pool's asyncpg
+connection, built once per shape over named parameters, so a request only binds values. That
+pool plans generically (plan_cache_mode=force_generic_plan), and a generic plan prices
+`LIMIT $n` as a tenth of its input, so every LIMIT is in the statement's text. The search's
+relevance tiers are crm.customers.search's; the list's `search` filter borrows its match
+conditions from there, so "filters like /search" stays one definition.
+
+How a list page stays cheap at a million customers:
+
+- Without `search`: the page's ids come from one walk of the sort's `(column, id)` index,
+  which also carries the filter columns (status, type, owner_id), so the rows a filter skips
+  are never read from the table; then only the page's rows and primary contacts are read. The
+  total comes from the trigger-kept counters (status/type), or, with an owner, from an
+  index-only count of that owner's `(owner_id, created_at, id)` range.
+- With `search`: first the sort's order is walked for a window of the filtered rows and the
+  matches among them are kept (`_window_ids`): a fragment that a fraction d of them contain
+  fills a page after about rows/d of them, whatever the order. A full page is exactly the
+  right one (the window is a prefix of the order). Otherwise the fragment is rare there, so
+  the trigram index's candidates are few: all of them are collected and sorted
+  (`_rare_ids`). The total counts matches up to a cap (`capped_count`): exact below it,
+  "at least the cap" at it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Subquery,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.types import Uuid
+
+from crm.common.pagination import SortOrder
+from crm.contacts.models import Contact
+from crm.contacts.schemas import ContactOut
+from crm.customers import aggregates
+from crm.customers import search as customer_search
+from crm.customers.models import Customer
+from crm.customers.schemas import CustomerOut
+from crm.db import DriverStatement
+
+SORTABLE = {
+    "created_at": Customer.created_at,
+    "updated_at": Customer.updated_at,
+    "first_name": Customer.first_name,
+    "last_name": Customer.last_name,
+    "email": Customer.email,
+    "company_name": Customer.company_name,
+    "status": Customer.status,
+    "type": Customer.type,
+}
+NULLABLE = frozenset({"email", "company_name", "type"})
+
+CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
+CONTACT_FIELDS = tuple(ContactOut.model_fields)
+
+
+def _rows(count: int) -> ColumnElement[Any]:
+    """A LIMIT in the statement's text (see the module docstring)."""
+    return literal_column(str(int(count)))
+
+
+# --- a customer by id ---------------------------------------------------------------------
+
+# The customer and its contacts (primary first, then newest) in one statement, for the hottest
+# read of the service; one row per contact (or one with k_* NULL when it has none).
+_CUSTOMER_BY_ID = DriverStatement.of(
+    select(
+        *(getattr(Customer, name) for name in CUSTOMER_FIELDS),
+        *(getattr(Contact, name).label("k_" + name) for name in CONTACT_FIELDS),
+    )
+    .select_from(Customer)
+    .outerjoin(Contact, Contact.customer_id == Customer.id)
+    .where(Customer.id == bindparam("id", type_=Uuid))
+    .order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
+)
+
+
+async def customer_with_contacts(connection: asyncpg.Connection, customer_id: Any) -> list[asyncpg.Record]:
+    """The customer's fields on every row, its contacts as k_* (no rows: no such customer)."""
+    return await _CUSTOMER_BY_ID.fetch(connection, {"id": customer_id})
+
+
+# --- the list -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListShape:
+    """What decides a list statement's text; the values are parameters (`status`, `type`,
+    `owner_id`, `offset`, and `after_value`/`after_id` with a cursor)."""
+
+    sort_by: str
+    order: SortOrder
+    status: bool
+    type: bool
+    owner: bool
+    cursor: bool
+    cursor_null: bool
+    # In the text, not a parameter: with an unknown LIMIT a generic plan expects a tenth of the
+    # table on the page and joins it by hash; a known one keeps the nested index look-ups.
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class MatchShape:
+    """What decides the text of a `search` filter's conditions (see crm.customers.search)."""
+
+    phone: bool
+    spaced: bool
+    caseless: bool
+
+    @classmethod
+    def of(cls, query: str) -> MatchShape:
+        return cls(*customer_search.substring_shape(query))
+
+
+def match_values(query: str) -> dict[str, Any]:
+    """The parameters of a `search` filter's conditions."""
+    return customer_search.substring_params(query, [])
+
+
+def _filters(shape: ListShape, entity: Any = Customer) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if shape.status:
+        where.append(entity.status == bindparam("status", type_=String))
+    if shape.type:
+        where.append(entity.type == bindparam("type", type_=String))
+    if shape.owner:
+        where.append(entity.owner_id == bindparam("owner_id", type_=Uuid))
+    return where
+
+
+def _after(shape: ListShape) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's row (parameters after_value, after_id) in (sort column, id)
+    order, NULLs placed as PostgreSQL does."""
+    column = SORTABLE[shape.sort_by]
+    value = bindparam("after_value", type_=column.type)
+    last_id = bindparam("after_id", type_=Uuid)
+    ascending = shape.order is SortOrder.ASC
+    if shape.cursor_null:
+        # NULLs sort last ascending, first descending.
+        tail = column.is_(None) & (Customer.id > last_id if ascending else Customer.id < last_id)
+        return tail if ascending else or_(tail, column.is_not(None))
+    if shape.sort_by not in NULLABLE:
+        # A row comparison walks the (column, id) index directly.
+        pair = tuple_(column, Customer.id)
+        return pair > tuple_(value, last_id) if ascending else pair < tuple_(value, last_id)
+    same = (column == value) & (Customer.id > last_id if ascending else Customer.id < last_id)
+    beyond = or_(column > value, column.is_(None)) if ascending else column < value
+    return or_(beyond, same)
+
+
+def _ordering(shape: ListShape, entity: Any = Customer) -> tuple[Any, Any]:
+    # Ties broken by id in the same direction, so pages never repeat or skip a row.
+    column, key = getattr(entity, shape.sort_by), entity.id
+    return (column.asc(), key.asc()) if shape.order is SortOrder.ASC else (column.desc(), key.desc())
+
+
+def _walked(shape: ListShape) -> Select[Any]:
+    """The filtered rows' ids in the list's order, from the cursor on: an index-only walk."""
+    where = _filters(shape)
+    if shape.cursor:
+        where.append(_after(shape))
+    return select(Customer.id).where(*where).order_by(*_ordering(shape))
+
+
+def _offset() -> Any:
+    return bindparam("offset", type_=Integer)
+
+
+def _counted_total(shape: ListShape) -> Select[Any]:
+    if not shape.owner:
+        # Status/type filters only: the maintained counters answer without counting rows.
+        return aggregates.count_statement(shape.status, shape.type)
+    return select(func.count()).select_from(Customer).where(*_filters(shape))
+
+
+def _page(ids: Subquery, shape: ListShape, *extra: Any) -> Select[Any]:
+    """The rows of the page whose ids `ids` holds, with their primary contacts, in the list's
+    order: joined after the page is chosen, so a skipped row never costs a contact look-up."""
+    return (
+        select(
+            *(getattr(Customer, name) for name in CUSTOMER_FIELDS),
+            *(getattr(Contact, name).label("k_" + name) for name in CONTACT_FIELDS),
+            *extra,
+        )
+        .select_from(Customer)
+        .join(ids, ids.c.id == Customer.id)
+        .outerjoin(Contact, (Contact.customer_id == Customer.id) & Contact.is_primary)
+        .order_by(*_ordering(shape))
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _list_statement(shape: ListShape) -> DriverStatement:
+    on_page = _walked(shape).offset(_offset()).limit(_rows(shape.rows)).subquery()
+    return DriverStatement.of(_page(on_page, shape, _counted_total(shape).scalar_subquery().label("total")))
+
+
+async def list_page(connection: asyncpg.Connection, shape: ListShape, values: dict[str, Any]) -> list[asyncpg.Record]:
+    """A page without `search`; every row also carries the list's exact `total`.
+
+    One statement: the page, the primary contacts and the total come from one snapshot in
+    one round trip (the list is the page staff reload all day).
+    """
+    return await _list_statement(shape).fetch(connection, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _total_statement(shape: ListShape) -> DriverStatement:
+    return DriverStatement.of(_counted_total(shape))
+
+
+async def list_total(connection: asyncpg.Connection, shape: ListShape, values: dict[str, Any]) -> int:
+    """The exact total of a list without `search` (past its last page, where no row carries it)."""
+    rows = await _total_statement(shape).fetch(connection, values)
+    return int(rows[0][0] or 0)
+
+
+# --- the list with `search` -----------------------------------------------------------------
+
+
+def _matches(match: MatchShape, entity: Any = Customer) -> ColumnElement[bool]:
+    return customer_search.matches(entity, match.phone, match.spaced, match.caseless)
+
+
+@functools.lru_cache(maxsize=256)
+def _window_ids(shape: ListShape, match: MatchShape, window: int) -> DriverStatement:
+    """The page among the first `window` filtered rows in the list's order (from the cursor on)."""
+    walked = _walked(shape).limit(_rows(window)).subquery("walked")
+    ids = (
+        select(Customer.id)
+        .join(walked, walked.c.id == Customer.id)
+        .where(_matches(match))
+        .order_by(*_ordering(shape))
+        .offset(_offset())
+        .limit(_rows(shape.rows))
+        .subquery("on_page")
+    )
+    return DriverStatement.of(_page(ids, shape))
+
+
+@functools.lru_cache(maxsize=256)
+def _rare_ids(shape: ListShape, match: MatchShape) -> DriverStatement:
+    """The page among every trigram candidate, collected first (MATERIALIZED keeps the planner
+    from walking the sort's index instead), then sorted."""
+    where = [*_filters(shape), customer_search.prefilter(match.phone), _matches(match)]
+    if shape.cursor:
+        where.append(_after(shape))
+    candidates = (
+        select(Customer.id, SORTABLE[shape.sort_by].label("sort_value"))
+        .where(*where)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
+    ascending = shape.order is SortOrder.ASC
+    column, key = candidates.c.sort_value, candidates.c.id
+    ids = (
+        select(candidates.c.id)
+        .order_by(*((column.asc(), key.asc()) if ascending else (column.desc(), key.desc())))
+        .offset(_offset())
+        .limit(_rows(shape.rows))
+        .subquery("on_page")
+    )
+    return DriverStatement.of(_page(ids, shape))
+
+
+async def search_page(
+    connection: asyncpg.Connection, shape: ListShape, match: MatchShape, values: dict[str, Any], offset: int
+) -> list[asyncpg.Record]:
+    """A page with `search` (values: the list's and match_values'). Several statements, each
+    its own snapshot, as under a READ COMMITTED session."""
+    for window in customer_search.windows(shape.rows + offset):
+        rows = await _window_ids(shape, match, window).fetch(connection, values)
+        if len(rows) == shape.rows:
+            return rows
+        if not rows and offset == 0:
+            break  # nothing at all among the first rows: rare, go to the index at once
+    return await _rare_ids(shape, match).fetch(connection, values)
+
+
+@functools.lru_cache(maxsize=256)
+def _capped_count(shape: ListShape, match: MatchShape, cap: int) -> DriverStatement:
+    found = (
+        select(literal(1))
+        .where(*_filters(shape), customer_search.prefilter(match.phone), _matches(match))
+        .limit(_rows(cap + 1))
+        .subquery()
+    )
+    return DriverStatement.of(select(func.count()).select_from(found))
+
+
+async def capped_count(
+    connection: asyncpg.Connection, shape: ListShape, match: MatchShape, values: dict[str, Any], cap: int
+) -> int:
+    """How many rows the filters and the search match, counting no further than cap + 1
+    (so a result above `cap` means "more than the cap")."""
+    rows = await _capped_count(shape, match, cap).fetch(connection, values)
+    return int(rows[0][0])
