@@ -67,9 +67,8 @@ def closure(requirements: Iterable[Requirement]) -> set[NormalizedName]:
                 dist = None
             if dist is None:
                 pytest.fail(f"{name} (pulled in by pyproject.toml) is not installed, so not locked; {_FIX}")
-            for spec in map(Requirement, dist.requires or []):
-                if spec.marker is None or spec.marker.evaluate({"extra": extra}):
-                    todo.append(spec)
+            specs = map(Requirement, dist.requires or [])
+            todo.extend(spec for spec in specs if spec.marker is None or spec.marker.evaluate({"extra": extra}))
     return {name for name, _ in seen}
 
 
@@ -99,7 +98,9 @@ def test_lock_holds_exactly_what_pyproject_pulls_in(lock: Path) -> None:
 
 def test_runtime_lock_pins_the_dev_locks_versions() -> None:
     dev = pins(DEV_LOCK)
-    differ = {name: (version, dev.get(name)) for name, version in pins(RUNTIME_LOCK).items() if dev.get(name) != version}
+    differ = {
+        name: (version, dev.get(name)) for name, version in pins(RUNTIME_LOCK).items() if dev.get(name) != version
+    }
     assert not differ, f"requirements.lock vs requirements-dev.lock: {differ}; {_FIX}"
 
 
