@@ -4,14 +4,33 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test fuzz bench lint fmt migrate token clean
+.PHONY: run test fuzz bench lint fmt migrate token lock clean
 
-$(STAMP): pyproject.toml
+# Every dependency, direct and transitive, at the version and hashes in requirements-dev.lock
+# (pip-compile's output; requirements.lock is the runtime subset, for deployments).
+$(STAMP): pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	@# pip only adds: pip-sync (installed by the line above) removes what an older lock left behind.
+	$(BIN)/pip-sync --quiet requirements-dev.lock
+	@# The build backend comes from the lock too (--no-build-isolation), not from the newest on the index.
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The locks are resolved against the package index alone: the machine's pip configuration (local
+# mirrors, find-links) is left out so the result is the same on every machine. Existing pins are
+# kept; `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`) moves them.
+PIP_COMPILE := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+	--no-emit-index-url --no-emit-find-links
+
+## Re-resolve requirements-dev.lock and requirements.lock after pyproject.toml changed.
+lock: $(STAMP)
+	$(PIP_COMPILE) --extra dev $(LOCK_ARGS) -o requirements-dev.lock pyproject.toml
+	@# Seeded with the dev lock, so the runtime lock keeps exactly the dev lock's versions.
+	cp requirements-dev.lock requirements.lock
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
 
 ## Start the API on http://127.0.0.1:8003 (embedded PostgreSQL under ./.crm-data unless DATABASE_URL is set).
 run: $(STAMP)

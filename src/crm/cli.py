@@ -1,4 +1,4 @@
-"""The `crm` command: serve, migrate, and mint development tokens."""
+"""The `crm` command: serve, migrate, check the dependencies, and mint development tokens."""
 
 from __future__ import annotations
 
@@ -61,6 +61,26 @@ def migrate() -> None:
     settings = _checked_settings()
     upgrade(_database_url(settings))
     typer.echo("migrations applied")
+
+
+@app.command()
+def check(
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds each dependency gets to answer")] = 5.0,
+) -> None:
+    """Check that each dependency of the configured service answers; exit 1 when one does not."""
+    import asyncio
+
+    from crm.operations.check import run_checks, settings_result
+
+    settings = _settings()
+    results = [settings_result(settings)]
+    # As `crm serve` would: the embedded PostgreSQL in development, nothing in production.
+    database_url = _database_url(settings) if settings.database_url or not settings.is_production else None
+    results += asyncio.run(run_checks(settings, database_url, timeout))
+    for result in results:
+        typer.echo(result.line())
+    if any(result.ok is False for result in results):
+        raise typer.Exit(1)
 
 
 @app.command()
