@@ -78,11 +78,11 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 # What can hide a `;` that does not end a statement: a quoted identifier or string, a
 # dollar-quoted body, a line comment. (No file uses E'' strings or /* */ comments.)
 _LEXEMES = re.compile(r'\$(?:[A-Za-z_]\w*)?\$|"|\'|--|;')
-_COMMENT = re.compile(r"--[^\n]*")
+_LEADING_COMMENTS = re.compile(r"\A(?:\s*--[^\n]*(?:\n|\Z))*\s*")
 
 
 def split_statements(sql: str) -> list[str]:
-    """The statements of a script, each without its `;`: asyncpg runs one statement per call."""
+    """The statements of a script, without their `;` and leading comments: asyncpg runs one per call."""
     statements: list[str] = []
     start = position = 0
     while match := _LEXEMES.search(sql, position):
@@ -97,7 +97,7 @@ def split_statements(sql: str) -> list[str]:
             raise ValueError(f"unterminated {lexeme} in SQL script at offset {match.start()}")
         position = end + len(closing)
     statements.append(sql[start:])
-    return [s.strip() for s in statements if _COMMENT.sub("", s).strip()]
+    return [text for s in statements if (text := _LEADING_COMMENTS.sub("", s).rstrip())]
 
 
 @dataclass(frozen=True, order=True)
