@@ -14,8 +14,8 @@ changed IMMUTABLE function. Earlier migrations are never edited. A database past
 change from the new migration. A fresh database runs the earlier migrations too: their pins no
 longer match the file, so they apply its newest text with function bodies unchecked (as
 pg_restore does; the text may name a table the later migration creates), and the releasing
-migration applies it again, checked. A new trigger, or one on a column that a later migration
-adds, goes in a new file that the later migration applies.
+migration applies it again, checked. A trigger on a table or column that a later migration
+adds goes in a new file that this later migration applies: no earlier one could create it.
 
 tests/test_database_source.py holds this together: it fails when a file's newest pin is not its
 content (a change nobody released) and when a migrated database holds a function or trigger
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -135,8 +135,6 @@ def sql_sources() -> list[SqlSource]:
 
 def apply_sql(package: str, name: str, *, sha256: str) -> None:
     """Run one `.sql` file inside the running migration; `sha256` is its digest as this migration released it."""
-    from alembic import op
-
     source = SqlSource(package, name)
     bind = op.get_bind()
     # Not the text this migration was written for: a later migration releases it (see the
