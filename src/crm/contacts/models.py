@@ -35,7 +35,7 @@ class Contact(TimestampedVersioned, Base):
             postgresql_where=text("is_primary"),
         ),
         Index("ix_contacts_customer_id_created_at", "customer_id", "created_at"),
-        # Substring and typo-tolerant search (see the 2026-11-26-1900 migration for the function).
+        # Substring and typo-tolerant search (the function: crm/contacts/sql/search_text.sql).
         Index(
             "ix_contacts_search_trgm",
             search_text_of("first_name", "last_name", "email", "position", "phone"),

@@ -3,8 +3,8 @@
 `GET /api/customers/segments` reads these few rows instead of counting millions of
 customers. Each (status, type) pair is spread over SLOTS rows, and a write bumps a random
 one, so concurrent inserts rarely wait on the same counter row; readers sum the slots.
-The trigger and the rebuild function are defined in the migration
-(`2026-11-26-1545_maintained_aggregates`).
+The trigger is `crm/customers/sql/segment_counts.sql`, the rebuild after a bulk load
+`crm/common/sql/rebuild_aggregates.sql`.
 """
 
 from __future__ import annotations

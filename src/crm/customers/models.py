@@ -75,7 +75,7 @@ class Customer(TimestampedVersioned, Base):
             "ix_customers_owner_id_created_at_id", "owner_id", "created_at", "id", postgresql_include=["status", "type"]
         ),
         # Search's exact/prefix walks, one per field, lowered, in bytewise order (see
-        # crm.customers.search and the 2026-11-26-1910 migration); the two name indexes also
+        # crm.customers.search and the initial migration); the two name indexes also
         # serve full-name queries ("first last", "last first"). These and the email index are
         # COLLATE "C" in the migrations; not declared here because SQLAlchemy's reflection
         # does not report an index's collation, so `alembic check` would see a difference.
@@ -104,7 +104,7 @@ class Customer(TimestampedVersioned, Base):
             "id",
             postgresql_where=phone.is_not(None),
         ),
-        # Substring and typo-tolerant search (see the 2026-11-26-1630 migration for the function).
+        # Substring and typo-tolerant search (the function: crm/customers/sql/search_text.sql).
         Index(
             "ix_customers_search_trgm",
             search_text_of("first_name", "last_name", "email", "company_name", "tax_id", "phone"),

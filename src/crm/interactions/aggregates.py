@@ -11,8 +11,8 @@ from `interactions` itself (through its date index). Each shape answers one ques
 - interaction_type_totals (type): all-time byType / total;
 - interaction_month_days (month): all-time byDate already rendered, one JSON fragment a month.
 
-The triggers and the rebuild function are in the migrations `2026-11-26-1545_maintained_aggregates`,
-`2026-11-26-1930_interaction_totals` and `2026-11-26-2200_interaction_month_days`.
+The triggers are `crm/interactions/sql/rollups.sql`, the rebuild after a bulk load
+`crm/common/sql/rebuild_aggregates.sql`.
 Rows whose count fell back to zero stay (the trigger only adds deltas); readers skip them.
 """
 

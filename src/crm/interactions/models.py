@@ -49,7 +49,7 @@ class Interaction(TimestampedVersioned, Base):
         Index("ix_interactions_customer_id_date_id", "customer_id", "date", "id"),
         Index("ix_interactions_user_id_date", "user_id", "date"),
         Index("ix_interactions_contact_id", "contact_id"),
-        # Substring and typo-tolerant search (see the 2026-11-26-1900 migration for the function).
+        # Substring and typo-tolerant search (the function: crm/interactions/sql/search_text.sql).
         Index(
             "ix_interactions_search_trgm",
             search_text_of("subject", "description"),

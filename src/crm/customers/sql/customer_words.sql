@@ -13,7 +13,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                '[[:space:][:punct:]]+') AS word
     WHERE word <> '' AND word !~ '^[0-9]+$'
 $$;
---;;
+
 -- Inserted in sorted order, so two writers adding the same new words cannot deadlock.
 CREATE OR REPLACE FUNCTION crm_customer_words_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -25,7 +25,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
---;;
+
 -- After a bulk load that bypassed the trigger (or to drop the words nobody has any more).
 CREATE OR REPLACE FUNCTION crm_rebuild_customer_words() RETURNS void
 LANGUAGE plpgsql AS $$
@@ -37,3 +37,15 @@ BEGIN
         FROM customers, crm_customer_words(first_name, last_name, email, company_name) AS word;
 END
 $$;
+
+CREATE OR REPLACE TRIGGER customers_words
+    AFTER INSERT ON customers
+    FOR EACH ROW EXECUTE FUNCTION crm_customer_words_trg();
+
+-- Only updates that change a word-bearing field look at the words.
+CREATE OR REPLACE TRIGGER customers_words_update
+    AFTER UPDATE OF first_name, last_name, email, company_name ON customers
+    FOR EACH ROW WHEN (OLD.first_name IS DISTINCT FROM NEW.first_name
+        OR OLD.last_name IS DISTINCT FROM NEW.last_name OR OLD.email IS DISTINCT FROM NEW.email
+        OR OLD.company_name IS DISTINCT FROM NEW.company_name)
+    EXECUTE FUNCTION crm_customer_words_trg();

@@ -17,17 +17,16 @@ Create Date: 2026-12-04 03:30:00
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
+
+from crm.migrate import apply_sql
 
 revision: str = "4f8a2c6e9b13"
 down_revision: str | None = "7e2b9c4d1a60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-WORDS_SQL = Path(__file__).parents[2] / "customers" / "sql" / "customer_words.sql"
 
 SORT_COLUMNS = ("created_at", "updated_at", "first_name", "last_name", "email", "company_name", "status", "type")
 FILTERS = ("status", "type", "owner_id")
@@ -60,20 +59,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("word", name=op.f("pk_customer_words")),
     )
     op.execute("CREATE INDEX ix_customer_words_trgm ON customer_words USING gin (word gin_trgm_ops)")
-    for statement in WORDS_SQL.read_text().split("--;;"):
-        if statement.strip():
-            op.execute(statement)
-    op.execute(
-        "CREATE TRIGGER customers_words AFTER INSERT ON customers "
-        "FOR EACH ROW EXECUTE FUNCTION crm_customer_words_trg()"
-    )
-    op.execute(
-        "CREATE TRIGGER customers_words_update AFTER UPDATE OF first_name, last_name, email, company_name "
-        "ON customers FOR EACH ROW WHEN (OLD.first_name IS DISTINCT FROM NEW.first_name "
-        "OR OLD.last_name IS DISTINCT FROM NEW.last_name OR OLD.email IS DISTINCT FROM NEW.email "
-        "OR OLD.company_name IS DISTINCT FROM NEW.company_name) "
-        "EXECUTE FUNCTION crm_customer_words_trg()"
-    )
+    apply_sql("crm.customers", "customer_words.sql", sha256="fafcae67cdb3")
     # Existing customers' words (an upgrade of a live database), once, here.
     op.execute("SELECT crm_rebuild_customer_words()")
 
