@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,18 +111,20 @@ def database_section(cases: list[Case], run: DatabaseRun) -> list[str]:
         f"- `crm demo-data`: {run.load.describe()}",
         "- peak RSS per worker process: " + ", ".join(f"{v / 2**20:.0f} MB" for v in sorted(run.rss)),
         "",
-        "| case | request | alone ms | requests/s | p50 ms | p99 ms | max ms | errors | timeouts |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | request | alone ms | requests/s | p50 ms | p99 ms | max ms | errors | timeouts | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for case in cases:
         r = run.results.get(case.name)
         if r is None:
             continue
-        request = case.path.replace("{q}", "…")
+        request = f"`{urllib.parse.unquote(case.path.replace('{q}', case.values[0] if case.values else ''))}`"
+        if len(case.values) > 1:
+            request += f" and {len(case.values) - 1} more"
         lines.append(
-            f"| {case.name} | `{request}` | {r['alone_ms']:.0f}{status(r)} | {r['rps']:.0f} | {r['p50_ms']:.1f} "
-            f"| {r['p99_ms']:.1f} "
-            f"| {r['max_ms']:.0f} | {r['errors']} | {r['timeouts']} |"
+            f"| {case.name} | {request} | {r['alone_ms']:.0f}{status(r)} | {r['rps']:.0f} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['errors']} | {r['timeouts']} "
+            f"| {CASE_TARGETS[case.target]} | {'-' if case.baseline else verdict(case_met(case, cases, run))} |"
         )
     lines.append("")
     lines.append(
@@ -132,6 +135,35 @@ def database_section(cases: list[Case], run: DatabaseRun) -> list[str]:
     lines.append("|---|---|---|")
     lines += [f"| {name} | {measured} | {verdict(met)} |" for name, measured, met in targets(cases, run)]
     return [*lines, ""]
+
+
+CASE_TARGETS = {
+    "get": "p99 < 100 ms",
+    "fast": "p99 < 50 ms",
+    "by_id": "p99 < 50 ms, >= 75% of baseline",
+    "post": ">= 1,000/s, stored once",
+    "baseline": "-",
+}
+
+
+def clean(r: dict[str, Any]) -> bool:
+    """Answers came, and every one of them 2xx in time."""
+    return bool(r["requests"] > 0 and r["errors"] == 0 and r["timeouts"] == 0 and r["alone_status"] < 300)
+
+
+def case_met(case: Case, cases: list[Case], run: DatabaseRun) -> bool | None:
+    r = run.results[case.name]
+    if case.target == "baseline":
+        return None
+    if case.target == "post":
+        once = run.posted is not None and run.posted.exactly_once(run.connections)
+        return r["rps"] >= 1000 and once and clean(r)
+    if case.target == "by_id":
+        base = next((c.name for c in cases if c.target == "baseline"), None)
+        if base is None or base not in run.results:
+            return None
+        return r["rps"] >= 0.75 * run.results[base]["rps"] and r["p99_ms"] < 50 and clean(r)
+    return r["p99_ms"] < (50 if case.target == "fast" else 100) and clean(r)
 
 
 def status(r: dict[str, Any]) -> str:
@@ -145,19 +177,13 @@ def verdict(met: bool | None) -> str:
 def targets(cases: list[Case], run: DatabaseRun) -> list[tuple[str, str, bool | None]]:
     """The issue's targets against one database's results: (target, what was measured, met)."""
     results = run.results
-
-    def clean(r: dict[str, Any]) -> bool:
-        return bool(r["requests"] > 0 and r["errors"] == 0 and r["timeouts"] == 0 and r["alone_status"] < 300)
-
     gets = [c for c in cases if c.target in ("get", "fast", "by_id") and c.name in results]
     worst = max(gets, key=lambda c: results[c.name]["p99_ms"], default=None)
     failing = [c.name for c in gets if results[c.name]["p99_ms"] >= 100 or not clean(results[c.name])]
     rows: list[tuple[str, str, bool | None]] = []
     if worst is not None:
-        measured = f"worst p99 {results[worst.name]['p99_ms']:.0f} ms ({worst.name})"
-        if failing:
-            measured += "; over or with errors: " + ", ".join(failing)
-        rows.append(("every GET: p99 < 100 ms, no errors or timeouts", measured, not failing))
+        measured = f"{len(gets) - len(failing)} of {len(gets)} met; worst p99 {results[worst.name]['p99_ms']:.0f} ms"
+        rows.append(("every GET: p99 < 100 ms, no errors or timeouts", f"{measured} ({worst.name})", not failing))
     by_id = next((c for c in cases if c.target == "by_id" and c.name in results), None)
     base = next((c for c in cases if c.target == "baseline" and c.name in results), None)
     if by_id is not None and base is not None:
@@ -196,7 +222,7 @@ def targets(cases: list[Case], run: DatabaseRun) -> list[tuple[str, str, bool | 
         (
             "`crm demo-data --customers 1000000`: < 5 minutes",
             load.describe(),
-            None if load.seconds is None else load.customers == 1_000_000 and load.seconds < DEMO_DATA_LIMIT_S,
+            None if load.seconds is None or load.customers != 1_000_000 else load.seconds < DEMO_DATA_LIMIT_S,
         )
     )
     return rows
