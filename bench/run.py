@@ -180,7 +180,10 @@ def open_database(spec: str, args: argparse.Namespace) -> Database:
     else:
         url = with_database(spec, make_url(spec).database or "crm_bench")
         key = label = make_url(url).render_as_string(hide_password=True)
-    asyncio.run(create_database(url, drop_first=args.reload))
+    try:
+        asyncio.run(create_database(url, drop_first=args.reload))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise SystemExit(f"{label}: {exc} (make bench BENCH_DATABASES=embedded leaves it out)") from exc
     return Database(spec, url, label, recorded_load(args.data_dir, key))
 
 
