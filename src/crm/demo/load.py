@@ -139,48 +139,63 @@ async def _strip(conn: asyncpg.Connection[Any]) -> Saved:
 _BUILD_MEMORY = "1GB"
 
 
+_REBUILD = "SELECT crm_rebuild_aggregates()"
+
+
 async def _build_order(conn: asyncpg.Connection[Any], indexes: list[tuple[str, str]]) -> list[str]:
-    """Longest builds first, so that the last one to finish starts early (a table's size on
-    disk, ten times over for an inverted index, which costs far more per row than a btree)."""
+    """The index builds and the roll-ups' rebuild, longest first, so that the last one to finish
+    starts early (a table's size on disk, ten times over for an inverted index, which costs far
+    more per row than a btree; the rebuild groups the interactions several ways)."""
     sizes = {table: await conn.fetchval("SELECT pg_relation_size(to_regclass($1))", table) or 0 for table in TABLES}
+    jobs = list(indexes)
+    if await _has_rebuild(conn):
+        # Its SHARE locks on customers and interactions do not conflict with CREATE INDEX's.
+        jobs.append(("interactions", _REBUILD))
 
-    def cost(index: tuple[str, str]) -> int:
-        table, definition = index
-        inverted = " USING gin " in definition or " USING gist " in definition
-        return int(sizes.get(table, 0)) * (10 if inverted else 1)
+    def cost(job: tuple[str, str]) -> int:
+        table, statement = job
+        inverted = " USING gin " in statement or " USING gist " in statement
+        return int(sizes.get(table, 0)) * (10 if inverted else 3 if statement == _REBUILD else 1)
 
-    return [definition for _, definition in sorted(indexes, key=cost, reverse=True)]
+    return [statement for _, statement in sorted(jobs, key=cost, reverse=True)]
 
 
-async def _restore(dsn: str, saved: Saved, builders: int, say: Callable[[str], None]) -> None:
-    """Rebuild the dropped indexes on `builders` connections at once, then the foreign keys.
+async def _run_all(dsn: str, statements: list[str], connections: int, say: Callable[[str], None]) -> None:
+    """Run the statements on `connections` connections at once, each taking the next in turn."""
+    pending = list(statements)
 
-    A GIN build runs on one core from start to end, so on their own the inverted indexes
-    would leave the other cores idle for most of the rebuild. CREATE INDEX takes a SHARE
-    lock, which does not conflict with itself: builds on the same table run side by side.
-    Adding a foreign key locks both tables against another one, so those go one by one
-    (each is a single join of two indexed columns).
-    """
-    conn = await asyncpg.connect(dsn)
-    try:
-        pending = await _build_order(conn, saved.indexes)
-    finally:
-        await conn.close()
-
-    async def builder() -> None:
+    async def runner() -> None:
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(f"SET maintenance_work_mem = '{_BUILD_MEMORY}'")
             await conn.execute("SET max_parallel_maintenance_workers = 2")
             while pending:
-                definition = pending.pop(0)
+                statement = pending.pop(0)
                 started = time.perf_counter()
-                await conn.execute(definition)
-                say(f"  {definition.split(' ON ')[0]} ({time.perf_counter() - started:.1f} s)")
+                await conn.execute(statement)
+                say(f"  {statement.split(' ON ')[0]} ({time.perf_counter() - started:.1f} s)")
         finally:
             await conn.close()
 
-    await asyncio.gather(*(builder() for _ in range(max(1, min(builders, len(pending))))))
+    await asyncio.gather(*(runner() for _ in range(max(1, min(connections, len(pending))))))
+
+
+async def _restore(dsn: str, saved: Saved, connections: int, say: Callable[[str], None]) -> None:
+    """Rebuild the dropped indexes and the roll-ups on `connections` connections at once, then
+    add the foreign keys back.
+
+    A GIN build runs on one core from start to end (before PostgreSQL 18), so on their own the
+    inverted indexes would leave the other cores idle for most of the rebuild. CREATE INDEX
+    takes a SHARE lock, which does not conflict with itself: builds on the same table run side
+    by side. Adding a foreign key locks both tables against another one, so those go one by one
+    (each is a single join of two indexed columns).
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        jobs = await _build_order(conn, saved.indexes)
+    finally:
+        await conn.close()
+    await _run_all(dsn, jobs, connections, say)
     conn = await asyncpg.connect(dsn)
     try:
         for table, name, definition in saved.foreign_keys:
@@ -191,11 +206,14 @@ async def _restore(dsn: str, saved: Saved, builders: int, say: Callable[[str], N
         await conn.close()
 
 
+async def _has_rebuild(conn: asyncpg.Connection[Any]) -> bool:
+    return bool(await conn.fetchval("SELECT to_regprocedure('crm_rebuild_aggregates()') IS NOT NULL"))
+
+
 async def rebuild_aggregates(conn: asyncpg.Connection[Any]) -> None:
     """Recompute every maintained aggregate from the base tables (after a bulk load)."""
-    exists = await conn.fetchval("SELECT to_regprocedure('crm_rebuild_aggregates()') IS NOT NULL")
-    if exists:
-        await conn.execute("SELECT crm_rebuild_aggregates()")
+    if await _has_rebuild(conn):
+        await conn.execute(_REBUILD)
 
 
 def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], say: Callable[[str], None]) -> None:
@@ -222,18 +240,22 @@ def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], sa
 
     async def finish(saved: Saved | None) -> None:
         if saved is not None:
-            phase(f"rebuilding indexes and constraints on {workers} connections")
+            phase(f"rebuilding indexes, roll-ups and constraints on {workers} connections")
             await _restore(plan.dsn, saved, workers, say)
-        conn = await asyncpg.connect(plan.dsn)
-        try:
-            phase("recomputing aggregates and statistics")
-            await rebuild_aggregates(conn)
-            # VACUUM sets the visibility map that index-only scans need (deep list pages walk
-            # the sort index only); on a fresh load it is quick, and autovacuum would do it later.
-            await conn.execute("VACUUM (ANALYZE) customers, contacts")
-            await conn.execute("ANALYZE interactions")
-        finally:
-            await conn.close()
+        else:
+            conn = await asyncpg.connect(plan.dsn)
+            try:
+                phase("recomputing the roll-ups")
+                await rebuild_aggregates(conn)
+            finally:
+                await conn.close()
+        phase("vacuuming and analysing")
+        # VACUUM sets the visibility map that index-only scans need (deep list pages walk the
+        # sort index only); on a fresh load it is quick, and autovacuum would do it later.
+        await _run_all(
+            plan.dsn, ["VACUUM (ANALYZE) customers", "VACUUM (ANALYZE) contacts", "ANALYZE interactions"], workers, say
+        )
+        phase("done")
 
     started = time.perf_counter()
     saved = asyncio.run(prepare())
