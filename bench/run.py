@@ -459,6 +459,9 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
             )
         sampler.stopped.set()
         run.rss = [peak for pid, peak in sampler.peak.items() if pid != service.pid]
+    except BaseException:
+        log(f"the service's log is in {tmp / 'service.log'}")
+        raise
     finally:
         for proc in (service, baseline, orders):
             proc.send_signal(signal.SIGTERM)
@@ -469,6 +472,7 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
                 proc.kill()
         service_log.close()
         asyncio.run(remove_posted(db.url))
+    shutil.rmtree(tmp, ignore_errors=True)
     return cases, run
 
 
