@@ -48,10 +48,14 @@ fuzz: $(STAMP)
 	CRM_FUZZ_SEED=$$seed CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q tests/test_fuzz.py
 
 ## ruff, mypy --strict, and a check that the models and the migrations agree.
-## Load 1M customers once (into ./.crm-bench), then measure the service and a bare baseline with wrk.
-## Not part of CI; writes bench/results/<date>.md. Options: make bench BENCH_ARGS="--duration 30".
+## Load 1M customers once per database, then measure every endpoint and a bare baseline with wrk
+## on each: the tuned embedded PostgreSQL (./.crm-bench) and the machine's PostgreSQL as it is
+## configured. Not part of CI; ~15 min, plus ~4 min per database that needs its load; writes
+## bench/results/<date>.md. One database: make bench BENCH_DATABASES=embedded; other options:
+## make bench BENCH_ARGS="--duration 30 --reload" (python bench/run.py --help lists them).
+BENCH_DATABASES ?= embedded postgresql://postgres@127.0.0.1:5432/crm_bench
 bench: $(STAMP)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/run.py $(foreach db,$(BENCH_DATABASES),--database $(db)) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

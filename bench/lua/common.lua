@@ -10,15 +10,16 @@ function M.read_lines(path)
   return lines
 end
 
-function M.summary(summary, latency, requests)
+-- `created`: the 201 answers counted by the script's threads (nil when it does not count).
+function M.summary(summary, latency, requests, created)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.timeout + summary.errors.status
   io.write(string.format(
     'BENCH_JSON {"requests": %d, "duration_us": %d, "rps": %.1f, "p50_ms": %.2f, "p99_ms": %.2f, ' ..
-    '"max_ms": %.2f, "errors": %d, "non2xx": %d}\n',
+    '"max_ms": %.2f, "errors": %d, "non2xx": %d, "timeouts": %d, "created": %d}\n',
     summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    errors, summary.errors.status))
+    errors, summary.errors.status, summary.errors.timeout, created or -1))
 end
 
 return M

@@ -1,4 +1,4 @@
--- GET a path template with {id} replaced by a random id from IDS_FILE (or a fixed PATH).
+-- GET PATH_TEMPLATE, its {id} replaced by a random line of IDS_FILE and its {q} by one of QUERIES_FILE, per request.
 package.path = package.path .. ";" .. os.getenv("BENCH_LUA") .. "/?.lua"
 local common = require("common")
 local ids = common.read_lines(os.getenv("IDS_FILE") or "")

@@ -1,8 +1,8 @@
 """`crm demo-data`: bulk-load generated customers, contacts and interactions through COPY.
 
 Into empty tables it takes the fast path: drop foreign keys and secondary indexes, let
-N worker processes generate and COPY chunks in parallel, then rebuild indexes and
-constraints in bulk (each a single pass, instead of one index probe per row) and
+N worker processes generate and COPY chunks in parallel, then rebuild indexes (N at a
+time) and constraints in bulk (each a single pass, instead of one index probe per row) and
 recompute the maintained aggregates. Into non-empty tables it COPYs with everything in
 place, so every constraint and trigger applies row by row.
 """
@@ -49,7 +49,7 @@ class Plan:
 class Saved:
     """What the fast path removed and must put back, as the database described it."""
 
-    indexes: list[str]
+    indexes: list[tuple[str, str]]  # table, definition
     foreign_keys: list[tuple[str, str, str]]  # table, name, definition
 
 
@@ -109,7 +109,7 @@ async def _is_empty(conn: asyncpg.Connection[Any]) -> bool:
 async def _strip(conn: asyncpg.Connection[Any]) -> Saved:
     indexes = await conn.fetch(
         """
-        SELECT i.indexname, i.indexdef FROM pg_indexes i
+        SELECT i.tablename, i.indexname, i.indexdef FROM pg_indexes i
         WHERE i.schemaname = current_schema() AND i.tablename = ANY($1::text[])
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
         """,
@@ -128,27 +128,92 @@ async def _strip(conn: asyncpg.Connection[Any]) -> Saved:
             await conn.execute(f'ALTER TABLE {fk["table"]} DROP CONSTRAINT "{fk["name"]}"')
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
-    return Saved([i["indexdef"] for i in indexes], [(f["table"], f["name"], f["definition"]) for f in fks])
+    return Saved(
+        [(i["tablename"], i["indexdef"]) for i in indexes], [(f["table"], f["name"], f["definition"]) for f in fks]
+    )
 
 
-async def _restore(conn: asyncpg.Connection[Any], saved: Saved, say: Callable[[str], None]) -> None:
-    await conn.execute("SET maintenance_work_mem = '512MB'")
-    await conn.execute("SET max_parallel_maintenance_workers = 2")
-    for definition in saved.indexes:
-        started = time.perf_counter()
-        await conn.execute(definition)
-        say(f"  {definition.split(' ON ')[0]} ({time.perf_counter() - started:.1f} s)")
-    for table, name, definition in saved.foreign_keys:
-        started = time.perf_counter()
-        await conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-        say(f"  constraint {name} ({time.perf_counter() - started:.1f} s)")
+# Each build's own budget: a GIN build keeps its entries in memory up to this limit before
+# it merges, and a btree build sorts in it; two builds at once stay well inside the RAM of a
+# small server.
+_BUILD_MEMORY = "1GB"
+
+
+_REBUILD = "SELECT crm_rebuild_aggregates()"
+
+
+async def _build_order(conn: asyncpg.Connection[Any], indexes: list[tuple[str, str]]) -> list[str]:
+    """The index builds and the roll-ups' rebuild, longest first, so that the last one to finish
+    starts early (a table's size on disk, ten times over for an inverted index, which costs far
+    more per row than a btree; the rebuild groups the interactions several ways)."""
+    sizes = {table: await conn.fetchval("SELECT pg_relation_size(to_regclass($1))", table) or 0 for table in TABLES}
+    jobs = list(indexes)
+    if await _has_rebuild(conn):
+        # Its SHARE locks on customers and interactions do not conflict with CREATE INDEX's.
+        jobs.append(("interactions", _REBUILD))
+
+    def cost(job: tuple[str, str]) -> int:
+        table, statement = job
+        inverted = " USING gin " in statement or " USING gist " in statement
+        return int(sizes.get(table, 0)) * (10 if inverted else 3 if statement == _REBUILD else 1)
+
+    return [statement for _, statement in sorted(jobs, key=cost, reverse=True)]
+
+
+async def _run_all(dsn: str, statements: list[str], connections: int, say: Callable[[str], None]) -> None:
+    """Run the statements on `connections` connections at once, each taking the next in turn."""
+    pending = list(statements)
+
+    async def runner() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"SET maintenance_work_mem = '{_BUILD_MEMORY}'")
+            await conn.execute("SET max_parallel_maintenance_workers = 2")
+            while pending:
+                statement = pending.pop(0)
+                started = time.perf_counter()
+                await conn.execute(statement)
+                say(f"  {statement.split(' ON ')[0]} ({time.perf_counter() - started:.1f} s)")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(runner() for _ in range(max(1, min(connections, len(pending))))))
+
+
+async def _restore(dsn: str, saved: Saved, connections: int, say: Callable[[str], None]) -> None:
+    """Rebuild the dropped indexes and the roll-ups on `connections` connections at once, then
+    add the foreign keys back.
+
+    A GIN build runs on one core from start to end (before PostgreSQL 18), so on their own the
+    inverted indexes would leave the other cores idle for most of the rebuild. CREATE INDEX
+    takes a SHARE lock, which does not conflict with itself: builds on the same table run side
+    by side. Adding a foreign key locks both tables against another one, so those go one by one
+    (each is a single join of two indexed columns).
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        jobs = await _build_order(conn, saved.indexes)
+    finally:
+        await conn.close()
+    await _run_all(dsn, jobs, connections, say)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table, name, definition in saved.foreign_keys:
+            started = time.perf_counter()
+            await conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+            say(f"  constraint {name} ({time.perf_counter() - started:.1f} s)")
+    finally:
+        await conn.close()
+
+
+async def _has_rebuild(conn: asyncpg.Connection[Any]) -> bool:
+    return bool(await conn.fetchval("SELECT to_regprocedure('crm_rebuild_aggregates()') IS NOT NULL"))
 
 
 async def rebuild_aggregates(conn: asyncpg.Connection[Any]) -> None:
     """Recompute every maintained aggregate from the base tables (after a bulk load)."""
-    exists = await conn.fetchval("SELECT to_regprocedure('crm_rebuild_aggregates()') IS NOT NULL")
-    if exists:
-        await conn.execute("SELECT crm_rebuild_aggregates()")
+    if await _has_rebuild(conn):
+        await conn.execute(_REBUILD)
 
 
 def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], say: Callable[[str], None]) -> None:
@@ -170,24 +235,33 @@ def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], sa
         finally:
             await conn.close()
 
-    async def finish(saved: Saved | None) -> None:
-        conn = await asyncpg.connect(plan.dsn)
-        try:
-            if saved is not None:
-                say("rebuilding indexes and constraints")
-                await _restore(conn, saved, say)
-            say("recomputing aggregates and statistics")
-            await rebuild_aggregates(conn)
-            # VACUUM sets the visibility map that index-only scans need (deep list pages walk
-            # the sort index only); on a fresh load it is quick, and autovacuum would do it later.
-            await conn.execute("VACUUM (ANALYZE) customers, contacts")
-            await conn.execute("ANALYZE interactions")
-        finally:
-            await conn.close()
+    def phase(name: str) -> None:
+        say(f"{name} ({time.perf_counter() - started:.0f} s since the start)")
 
+    async def finish(saved: Saved | None) -> None:
+        if saved is not None:
+            phase(f"rebuilding indexes, roll-ups and constraints on {workers} connections")
+            await _restore(plan.dsn, saved, workers, say)
+        else:
+            conn = await asyncpg.connect(plan.dsn)
+            try:
+                phase("recomputing the roll-ups")
+                await rebuild_aggregates(conn)
+            finally:
+                await conn.close()
+        phase("vacuuming and analysing")
+        # VACUUM sets the visibility map that index-only scans need (deep list pages walk the
+        # sort index only); on a fresh load it is quick, and autovacuum would do it later.
+        await _run_all(
+            plan.dsn, ["VACUUM (ANALYZE) customers", "VACUUM (ANALYZE) contacts", "ANALYZE interactions"], workers, say
+        )
+        phase("done")
+
+    started = time.perf_counter()
     saved = asyncio.run(prepare())
     fast = saved is not None
     ctx = mp.get_context("spawn")
+    phase(f"generating and copying rows in {workers} processes")
     try:
         with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, fast)) as pool:
             for customers, _, _ in pool.imap_unordered(_load_chunk, plan.chunks()):
