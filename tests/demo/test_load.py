@@ -52,6 +52,16 @@ async def test_a_bulk_load_puts_every_index_and_constraint_back_and_the_roll_ups
     by_type = {r["type"]: r["n"] for r in await db.fetch("SELECT type, count(*) AS n FROM interactions GROUP BY 1")}
     assert statistics["total"] == sum(by_type.values()) > 0
     assert {k: v for k, v in statistics["byType"].items() if v} == by_type
+    # The typo tier's dictionary holds exactly the loaded customers' words.
+    words = {r["word"] for r in await db.fetch("SELECT word FROM customer_words")}
+    expected = {
+        r["word"]
+        for r in await db.fetch(
+            "SELECT DISTINCT w AS word FROM customers, crm_customer_words(first_name, last_name, email, company_name) w"
+        )
+    }
+    assert words == expected
+    assert words
 
 
 async def test_a_load_into_tables_that_hold_rows_keeps_every_index_and_trigger_in_place(
