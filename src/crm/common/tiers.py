@@ -29,14 +29,25 @@ generically, and a generic plan prices `LIMIT $n` as a tenth of its input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, String, UnaryExpression, func, literal, literal_column, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    UnaryExpression,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import CompoundSelect
@@ -86,13 +97,29 @@ class Key:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueWalk:
+    """One bounded index range scan of a value-ordered search: the rows `matches` accepts, in
+    the index's `order`, which must be the order of (value, second, id)."""
+
+    matches: tuple[ColumnElement[bool], ...]
+    is_exact: ColumnElement[bool]
+    value: ColumnElement[str]
+    order: tuple[Any, ...]
+    second: ColumnElement[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchSpec:
+    """A table's search. Tiers 0 and 1 come in `order` (found through `keys`) or, when
+    `value_walks` is given, by the matched value (`_by_values`); tier 2 always in `order`."""
+
     entity: Any
     text_columns: tuple[Column, ...]
     phone_columns: tuple[Column, ...]
     keys: tuple[Key, ...]
     order: tuple[UnaryExpression[Any], ...]  # a total order; its index serves the walks
     document: ColumnElement[str]  # the trigram-indexed text of every searched field, lowered
+    value_walks: Callable[[str], list[ValueWalk]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +273,42 @@ async def _common_tier(session: AsyncSession, q: _Query, tier: int, need: int, b
     return await _collect(session, q, q.candidates(tier, None).subquery("candidates"), condition, need)
 
 
+def _by_values(entity: Any, walks: list[ValueWalk], limit: int, own: Any = None) -> Select[Any]:
+    """Tiers 0 and 1 ordered by (tier, matched value, second value, id), bytewise.
+
+    Each walk reads one field's range of values starting with the query (exact ones first:
+    the query is the smallest string it starts) and stops after `limit` rows; the walks are
+    merged keeping each row's smallest key. Exact: a row of the true first `limit` takes its
+    key from some field, whose walk, had it stopped before the row, would have returned
+    `limit` rows with smaller keys. `own` (ids, materialized) restricts every walk to those
+    rows, which are then few: no limit per walk is needed.
+    """
+    parts: list[Select[Any]] = []
+    empty = bytewise(literal_column("''"))
+    for walk in walks:
+        part = select(
+            entity.id.label("id"),
+            case((walk.is_exact, 0), else_=1).label("tier"),
+            walk.value.label("v"),
+            (walk.second if walk.second is not None else empty).label("w"),
+        ).where(*walk.matches)
+        if own is not None:
+            part = part.join(own, own.c.id == entity.id)
+        else:
+            part = part.order_by(*walk.order).limit(_rows(limit))
+        parts.append(part)
+    hits = union_all(*parts).subquery("hits")
+    best = (
+        select(hits.c.id, hits.c.tier, hits.c.v, hits.c.w)
+        .ext(distinct_on(hits.c.id))
+        .order_by(hits.c.id, hits.c.tier, bytewise(hits.c.v), bytewise(hits.c.w))
+        .subquery("best")
+    )
+    return (
+        select(best.c.id).order_by(best.c.tier, bytewise(best.c.v), bytewise(best.c.w), best.c.id).limit(_rows(limit))
+    )
+
+
 async def _substring(session: AsyncSession, q: _Query, need: int, bounds: Bounds) -> list[UUID]:
     condition = (q.rank == 2) & q.matches
     found: list[UUID] = []
@@ -279,7 +342,10 @@ async def search(
 ) -> list[UUID]:
     """The ids of the `limit` most relevant rows for a normalized query (see the module docstring)."""
     q = _Query(spec, query, where)
-    found = await _by_keys(session, q, limit, bounds)
+    if spec.value_walks is not None:
+        found = await _ids(session, _by_values(spec.entity, spec.value_walks(query), limit))
+    else:
+        found = await _by_keys(session, q, limit, bounds)
     if len(found) == limit:
         return found
     return found + await _substring(session, q, limit - len(found), bounds)
@@ -293,14 +359,18 @@ async def search_within(
     q = _Query(spec, query, ())
     entity = spec.entity
     own = rows.cte("own").prefix_with("MATERIALIZED")
-    statement = (
-        select(entity.id)
-        .join(own, own.c.id == entity.id)
-        .where(q.matches)
-        .order_by(q.rank, *spec.order)
-        .limit(_rows(limit))
-    )
-    return await _ids(session, statement)
+    found: list[UUID] = []
+    condition: ColumnElement[bool]
+    if spec.value_walks is not None:
+        found = await _ids(session, _by_values(entity, spec.value_walks(query), limit, own))
+        if len(found) == limit:
+            return found
+        condition = (q.rank == 2) & q.matches
+        order: tuple[Any, ...] = spec.order
+    else:
+        condition, order = q.matches, (q.rank, *spec.order)
+    statement = select(entity.id).join(own, own.c.id == entity.id).where(condition).order_by(*order)
+    return found + await _ids(session, statement.limit(_rows(limit - len(found))))
 
 
 # How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match:

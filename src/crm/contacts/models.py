@@ -36,20 +36,12 @@ class Contact(TimestampedVersioned, Base):
         ),
         Index("ix_contacts_customer_id_created_at", "customer_id", "created_at"),
         # Search (crm.common.tiers, the 2026-12-04-0330 migration): the substring tier walks the
-        # name order; the exact and prefix tiers read each field's lowered value, which the
+        # newest first; the exact and prefix tiers read each field's lowered value, which the
         # migration indexes in bytewise (COLLATE "C") order (not declared here: reflection does
         # not report an index's collation, so `alembic check` would see a difference).
-        Index("ix_contacts_last_name_first_name_id", "last_name", "first_name", "id"),
-        Index(
-            "ix_contacts_search_first_last",
-            func.lower(text("(first_name::text || ' '::text) || last_name::text")),
-            "id",
-        ),
-        Index(
-            "ix_contacts_search_last_first",
-            func.lower(text("(last_name::text || ' '::text) || first_name::text")),
-            "id",
-        ),
+        Index("ix_contacts_created_at_id", "created_at", "id"),
+        Index("ix_contacts_search_first_last", func.lower(text("first_name")), func.lower(text("last_name")), "id"),
+        Index("ix_contacts_search_last_first", func.lower(text("last_name")), func.lower(text("first_name")), "id"),
         Index("ix_contacts_search_email", func.lower(text("email")), "id", postgresql_where=text("email IS NOT NULL")),
         Index(
             "ix_contacts_search_position",

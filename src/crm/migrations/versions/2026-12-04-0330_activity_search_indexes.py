@@ -2,9 +2,10 @@
 
 Search finds each tier on its own (crm.common.tiers): exact and prefix matches from a btree
 per searched field over its lowered value in bytewise ("C") order, where the values equal to
-the query or starting with it are a range; substring matches by walking the tier's order,
-which for contacts (last name, first name, id) needs an index of its own (interactions walk
-the existing (date, id) index backwards). Interactions' description is indexed by its first
+the query or starting with it are a range (for contacts, as for customers, the two names each
+with the other second, which also serves "first last" / "last first" queries); substring
+matches by walking the tier's order: newest first, which for contacts needs a (created_at, id)
+index (interactions walk the existing (date, id) index backwards). Interactions' description is indexed by its first
 200 characters: a query is at most 200, so that prefix decides "equals" and "starts with",
 and a long text would not fit a btree entry.
 
@@ -24,9 +25,9 @@ depends_on: str | Sequence[str] | None = None
 
 INDEXES = {
     "contacts": {
-        "ix_contacts_last_name_first_name_id": "(last_name, first_name, id)",
-        "ix_contacts_search_first_last": """(lower(first_name || ' ' || last_name) COLLATE "C", id)""",
-        "ix_contacts_search_last_first": """(lower(last_name || ' ' || first_name) COLLATE "C", id)""",
+        "ix_contacts_created_at_id": "(created_at, id)",
+        "ix_contacts_search_first_last": '(lower(first_name) COLLATE "C", lower(last_name) COLLATE "C", id)',
+        "ix_contacts_search_last_first": '(lower(last_name) COLLATE "C", lower(first_name) COLLATE "C", id)',
         "ix_contacts_search_email": '(lower(email) COLLATE "C", id) WHERE email IS NOT NULL',
         "ix_contacts_search_position": '(lower(position) COLLATE "C", id) WHERE position IS NOT NULL',
         "ix_contacts_search_phone": r"""(regexp_replace(phone, '\D', '', 'g') COLLATE "C", id) WHERE phone IS NOT NULL""",
