@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 from tests.contacts.support import create_contact
 from tests.helpers import create_customer
-from tests.plans import plan_indexes, statements
+from tests.interactions.support import driver_statements
+from tests.plans import plan_indexes
 
 
 async def _search(client: httpx.AsyncClient, headers: dict[str, str], query: str, **params: str) -> list[str]:
@@ -81,7 +82,7 @@ async def test_search_plans_use_the_indexes(
         ("trenk", "ix_contacts_search_trgm"),
         ("Petrneko", "ix_contacts_search_trgm"),
     ):
-        with statements(app) as seen:
+        with driver_statements() as seen:
             assert len(await _search(client, admin, query)) == 1, query
         used: set[str] = set()
         for statement, parameters in seen:

@@ -24,7 +24,7 @@ from crm.common import tiers
 from crm.common.search import phone_digits
 from crm.contacts import queries
 from tests.helpers import create_customer
-from tests.plans import statements
+from tests.interactions.support import driver_statements
 
 TINY = tiers.Bounds(cap=2, walk=6, first_window=1, second_window=3, typo_window=4, typo_candidates=5)
 
@@ -97,7 +97,7 @@ async def test_bounded_tiers_give_the_promised_order(
     customer = await create_customer(client, admin)
     rows = await _load(db, customer["id"])
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
-    with statements(app) as seen:
+    with driver_statements() as seen:
         for bounds in (TINY, tiers.DEFAULT_BOUNDS):
             for query in QUERIES:
                 for limit in (1, 3, 10, 100):

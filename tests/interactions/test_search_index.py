@@ -10,8 +10,8 @@ import httpx
 from fastapi import FastAPI
 
 from tests.helpers import create_customer
-from tests.interactions.support import create_interaction, ids
-from tests.plans import plan_indexes, statements
+from tests.interactions.support import create_interaction, driver_statements, ids
+from tests.plans import plan_indexes
 
 
 async def _search(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
@@ -81,7 +81,7 @@ async def test_search_plans_use_the_indexes(
         ("arterl", "ix_interactions_search_trgm"),
         ("Quartrely", "ix_interactions_search_trgm"),
     ):
-        with statements(app) as seen:
+        with driver_statements() as seen:
             assert len(await _search(client, admin, query=query)) == 1, query
         used: set[str] = set()
         for statement, parameters in seen:

@@ -22,7 +22,7 @@ from crm.common import tiers
 from crm.interactions import queries, service
 from crm.interactions.models import Interaction
 from tests.helpers import create_customer
-from tests.plans import statements
+from tests.interactions.support import driver_statements
 
 TINY = tiers.Bounds(cap=2, walk=6, first_window=1, second_window=3, typo_window=4, typo_candidates=5)
 
@@ -49,6 +49,8 @@ async def _load(db: asyncpg.Connection[Any], customer_id: str) -> None:
         rows.append((uuid.UUID(customer_id), uuid.uuid4(), rng.choice(SUBJECTS), rng.choice(DESCRIPTIONS), when))
     # The rarest values only in the oldest rows: the newest-first walks cannot meet them.
     rows.append((uuid.UUID(customer_id), uuid.uuid4(), "Aardvark visit", "unique walrus", start - timedelta(days=9)))
+    # And one also among the newest, so the walks find some but not all of a rare fragment's rows.
+    rows.append((uuid.UUID(customer_id), uuid.uuid4(), "Late call", "another walrus", start + timedelta(days=50)))
     await db.executemany(
         "INSERT INTO interactions (customer_id, user_id, type, subject, description, date)"
         " VALUES ($1, $2, 'call', $3, $4, $5)",
@@ -65,7 +67,7 @@ QUERIES = [
 
 async def _every_row(session: AsyncSession, query: str, limit: int) -> list[uuid.UUID]:
     """The promised answer, by one statement that ranks and orders every row."""
-    return await tiers.search_within(session, queries.SEARCH, query, limit, select(Interaction.id))
+    return await tiers.search_within(session, queries.SEARCH, query, limit, select(Interaction.id), {})
 
 
 async def test_bounded_tiers_equal_one_statement_over_every_row(
@@ -74,7 +76,7 @@ async def test_bounded_tiers_equal_one_statement_over_every_row(
     customer = await create_customer(client, admin)
     await _load(db, customer["id"])
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
-    with statements(app) as seen:
+    with driver_statements() as seen:
         for bounds in (TINY, tiers.DEFAULT_BOUNDS):
             for query in QUERIES:
                 for limit in (1, 3, 10, 100):
@@ -95,7 +97,7 @@ async def test_common_and_rare_words_through_the_api(
     customer = await create_customer(client, admin)
     await _load(db, customer["id"])
     response = await client.get("/api/interactions/search", params={"query": "Walrus"}, headers=admin)
-    assert [i["subject"] for i in response.json()] == ["Aardvark visit"]
+    assert [i["subject"] for i in response.json()] == ["Late call", "Aardvark visit"]
     response = await client.get("/api/interactions/search", params={"query": "review", "limit": "5"}, headers=admin)
     found = response.json()
     assert len(found) == 5

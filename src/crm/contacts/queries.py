@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, String, func, literal, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from crm.common import tiers
-from crm.common.search import phone_digits
 from crm.contacts.models import Contact, search_text_of
 from crm.customers.models import Customer
 
@@ -65,23 +65,17 @@ async def by_ids(session: AsyncSession, ids: Sequence[UUID]) -> list[Contact]:
 
 # --- search ---
 
-_TOP = chr(0x10FFFF)  # above every string that starts with a given text (a noncharacter)
-
-
-def _starts_with(value: ColumnElement[str], start: ColumnElement[str]) -> tuple[ColumnElement[bool], ...]:
-    """`value` starts with `start`, as the range of such strings in bytewise order (an index range
-    even in a generic plan, which a LIKE parameter is not)."""
-    return (value >= tiers.bytewise(start), value < tiers.bytewise(start.op("||")(literal(_TOP, String))))
-
 
 def _field(
     value: ColumnElement[str], start: ColumnElement[str], *where: ColumnElement[bool], second: Any = None
 ) -> tiers.ValueWalk:
     order = (value, *([second] if second is not None else []), Contact.id)
-    return tiers.ValueWalk((*_starts_with(value, start), *where), value == tiers.bytewise(start), value, order, second)
+    return tiers.ValueWalk(
+        (*tiers.starts_with(value, start), *where), value == tiers.bytewise(start), value, order, second
+    )
 
 
-def _walks(query: str) -> list[tiers.ValueWalk]:
+def _walks(shape: tiers.Shape) -> list[tiers.ValueWalk]:
     """Exact and prefix walks, each over its own index (the 2026-12-04-0330 migration).
 
     "first last" (or "last first") starts with the query either because the first name does
@@ -89,7 +83,7 @@ def _walks(query: str) -> list[tiers.ValueWalk]:
     equals the query up to one of its spaces and the last name starts with the rest: one
     walk per space of the query, over the (first, last) index; the same for "last first".
     """
-    text = func.lower(literal(query, String))
+    text = tiers.lowered_param("q")
     first, last = tiers.bytewise(func.lower(Contact.first_name)), tiers.bytewise(func.lower(Contact.last_name))
     walks = [
         _field(first, text, second=last),
@@ -97,17 +91,16 @@ def _walks(query: str) -> list[tiers.ValueWalk]:
         _field(tiers.bytewise(func.lower(Contact.email)), text, Contact.email.is_not(None)),
         _field(tiers.bytewise(func.lower(Contact.position)), text, Contact.position.is_not(None)),
     ]
-    digits = phone_digits(query)
-    if digits:
-        walks.append(_field(tiers.digits_key(Contact.phone), literal(digits, String), Contact.phone.is_not(None)))
+    if shape.digits:
+        walks.append(_field(tiers.digits_key(Contact.phone), tiers.text_param("digits"), Contact.phone.is_not(None)))
     full_names = (
         (first, last, tiers.bytewise(func.lower(Contact.first_name + " " + Contact.last_name))),
         (last, first, tiers.bytewise(func.lower(Contact.last_name + " " + Contact.first_name))),
     )
-    for at in (i for i, char in enumerate(query) if char == " "):
-        whole, start = func.lower(literal(query[:at], String)), func.lower(literal(query[at + 1 :], String))
+    for n in range(shape.spaces):
+        whole, start = tiers.lowered_param(f"left_{n}"), tiers.lowered_param(f"right_{n}")
         for one, other, full_name in full_names:
-            matches = (one == tiers.bytewise(whole), *_starts_with(other, start))
+            matches = (one == tiers.bytewise(whole), *tiers.starts_with(other, start))
             walks.append(tiers.ValueWalk(matches, other == tiers.bytewise(start), full_name, (one, other, Contact.id)))
     return walks
 
@@ -132,8 +125,8 @@ SEARCH = tiers.SearchSpec(
 )
 
 
-def _of_customer(customer_id: UUID) -> Select[Any]:
-    return select(Contact.id).where(Contact.customer_id == customer_id)
+# One customer's contacts, by its index (a customer has few).
+_OF_CUSTOMER = select(Contact.id).where(Contact.customer_id == bindparam("customer_id", type_=Uuid))
 
 
 async def search(
@@ -141,13 +134,15 @@ async def search(
 ) -> list[UUID]:
     """Ids of the `limit` best literal matches: exact, prefix (both by the matched value), substring (newest first)."""
     if customer_id is not None:
-        return await tiers.search_within(session, SEARCH, query, limit, _of_customer(customer_id))
-    return await tiers.search(session, SEARCH, query, limit, bounds=bounds)
+        return await tiers.search_within(session, SEARCH, query, limit, _OF_CUSTOMER, {"customer_id": customer_id})
+    return await tiers.search(session, SEARCH, query, limit, bounds)
 
 
 async def similar(
     session: AsyncSession, query: str, customer_id: UUID | None, limit: int, bounds: tiers.Bounds
 ) -> list[UUID]:
     """Ids of contacts with a word similar to the query, most similar first, then newest."""
-    rows = _of_customer(customer_id) if customer_id is not None else None
-    return await tiers.typo_tolerant(session, SEARCH, query, limit, rows, bounds)
+    if customer_id is not None:
+        values = {"customer_id": customer_id}
+        return await tiers.typo_tolerant(session, SEARCH, query, limit, _OF_CUSTOMER, values, bounds)
+    return await tiers.typo_tolerant(session, SEARCH, query, limit, bounds=bounds)

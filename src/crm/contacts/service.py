@@ -277,9 +277,10 @@ async def search_contacts(
     """Exact matches first, then prefix, then substring; by name within a tier; typos last.
 
     Each tier is found by an index, bounded by `limit` (crm.common.tiers); only when nothing
-    matches literally does the typo-tolerant pass run.
+    matches literally does the typo-tolerant pass run, for a query with a word of at least
+    `tiers.TYPO_MIN_WORD` letters.
     """
     found = await queries.search(session, query, customer_id, limit, bounds)
-    if not found:
+    if not found and tiers.typo_worthy(query):
         found = await queries.similar(session, query, customer_id, limit, bounds)
     return await queries.by_ids(session, found)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Date, Select, UnaryExpression, cast, func, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Date, UnaryExpression, bindparam, cast, func, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.types import Uuid
 
 from crm.common import tiers
 from crm.common.dates import DateRange
@@ -213,8 +214,8 @@ SEARCH = tiers.SearchSpec(
 )
 
 
-def _of_customer(customer_id: UUID) -> Select[Any]:
-    return select(Interaction.id).where(Interaction.customer_id == customer_id)
+# One customer's interactions, by its index (a customer has few).
+_OF_CUSTOMER = select(Interaction.id).where(Interaction.customer_id == bindparam("customer_id", type_=Uuid))
 
 
 async def search(
@@ -222,16 +223,18 @@ async def search(
 ) -> list[UUID]:
     """Ids of the `limit` best literal matches: exact, prefix, substring; newest first in each."""
     if customer_id is not None:
-        return await tiers.search_within(session, SEARCH, query, limit, _of_customer(customer_id))
-    return await tiers.search(session, SEARCH, query, limit, bounds=bounds)
+        return await tiers.search_within(session, SEARCH, query, limit, _OF_CUSTOMER, {"customer_id": customer_id})
+    return await tiers.search(session, SEARCH, query, limit, bounds)
 
 
 async def similar(
     session: AsyncSession, query: str, customer_id: UUID | None, limit: int, bounds: tiers.Bounds
 ) -> list[UUID]:
     """Ids of interactions with a word similar to the query, most similar first, then newest."""
-    rows = _of_customer(customer_id) if customer_id is not None else None
-    return await tiers.typo_tolerant(session, SEARCH, query, limit, rows, bounds)
+    if customer_id is not None:
+        values = {"customer_id": customer_id}
+        return await tiers.typo_tolerant(session, SEARCH, query, limit, _OF_CUSTOMER, values, bounds)
+    return await tiers.typo_tolerant(session, SEARCH, query, limit, bounds=bounds)
 
 
 # --- statistics ---

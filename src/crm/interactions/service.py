@@ -169,10 +169,11 @@ async def search_interactions(
     """Exact matches first, then prefix, then substring; newest first within a tier; typos last.
 
     Each tier is found by an index, bounded by `limit` (crm.common.tiers); only when nothing
-    matches literally does the typo-tolerant pass run.
+    matches literally does the typo-tolerant pass run, for a query with a word of at least
+    `tiers.TYPO_MIN_WORD` letters.
     """
     found = await queries.search(session, query, customer_id, limit, bounds)
-    if not found:
+    if not found and tiers.typo_worthy(query):
         found = await queries.similar(session, query, customer_id, limit, bounds)
     return await queries.with_customers(session, found)
 
