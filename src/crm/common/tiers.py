@@ -3,25 +3,29 @@
 Used by contacts and interactions (each describes its table in a `SearchSpec` in its
 `queries.py`). The answer is what one statement over every row would give: the rows where
 some searched field contains the query, by tier (0: some field equals it, 1: some field
-starts with it, 2: substring only; `crm.common.search.Matcher.rank`), then by the feature's
-`order` (a total order: the last column is the id). Tiers are disjoint, so the answer is
-tier 0's first rows, then tier 1's, then tier 2's, and each tier is found on its own:
+starts with it, 2: substring only; as `crm.common.search.Matcher.rank`). Within tiers 0 and 1
+rows come in the feature's `order` (interactions: newest first) or, for a spec with
+`value_walks` (contacts, as customers), by the matched value; tier 2 always in `order` (a total
+order: its last column is the id). Tiers are disjoint, so each is found on its own:
 
-- Tiers 0 and 1 (`_by_keys`): every searched field has a btree over its lowered value in
-  bytewise (`COLLATE "C"`) order, where the values equal to the query, or starting with it,
-  are an index range. The ranges are read up to `cap + 1` entries each (index only): if no
-  range is fuller than `cap`, the candidates are few, so they are all ranked and sorted. A
-  fuller range means a common value: the tier's rows are then found by walking `order`'s
-  index and testing each row (`_walk`), which stops at `need` rows; at the density a full
-  range implies that takes a few thousand rows at most. If the walk's window runs out first
-  (the range's rows are mostly of a better tier), the candidates are collected in full.
+- Tiers 0 and 1 in `order` (`_by_keys`): every searched field has a btree over its lowered
+  value in bytewise (`COLLATE "C"`) order, where the values equal to the query, or starting
+  with it, are an index range. The ranges are read up to `cap + 1` entries each: if no range
+  is fuller than `cap`, the candidates are few, so they are all ranked and sorted. A fuller
+  range means a common value: the tier's rows are then found by walking `order`'s index and
+  testing each row (`_walk`), which stops at `need` rows; at the density a full range implies
+  that takes a few thousand rows at most. If the walk's window runs out first (the range's
+  rows are mostly of a better tier), the candidates are collected in full.
+- Tiers 0 and 1 by value (`_by_values`): one walk per field over its index range, each
+  stopping after `limit` rows, merged (see there).
 - Tier 2 (`_substring`): the same walk, first over a short window (common fragments end
   there), then a longer one only if the first found some but not enough; a fragment that is
   rare among the first rows in `order` is rare, so the trigram index's candidates are few:
   collected in full, ranked and sorted. Only in between (a fragment matching a few hundredths
-  of a percent of the rows) do both the walk and the bitmap read thousands of rows.
-- Typos (`typo_tolerant`), only when the tiers found nothing: the rows the trigram index
-  finds similar to the query, at most `Bounds.typo_candidates` of them, most similar first.
+  of a percent of the rows) do both the walk and the bitmap read thousands of rows. `order`
+  must not follow the text (names would: "Kovalenko" rows all sort together), or a common
+  fragment could be absent from every window; newest first does not.
+- Typos (`typo_tolerant`), only when the tiers found nothing: see there.
 
 How it runs: each statement is built once per shape (the query's text is a parameter; the
 limits, windows and caps are in the text, since a prepared statement may be planned

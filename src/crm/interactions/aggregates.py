@@ -1,8 +1,9 @@
 """Interaction counts maintained by triggers in the same transaction as each write.
 
-Statistics over the whole data set read these small tables instead of scanning millions
-of interactions; only the partial UTC days at the edges of a date-time range are counted
-from `interactions` itself (through its date index). Each shape answers one question:
+Statistics over the whole data set, and the totals of the date-range list, read these small
+tables instead of scanning millions of interactions; only the partial UTC days at the edges
+of a date-time range are counted from `interactions` itself (through its date index). Each
+shape answers one question:
 
 - interaction_daily_counts (day, type, user_id): one user's figures, or any range's byUser;
 - interaction_day_counts (day, type): everyone's figures over a range;
