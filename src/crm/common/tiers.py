@@ -478,6 +478,8 @@ _WORD = re.compile(r"\w+")
 
 def typo_worthy(query: str) -> bool:
     return any(len(word) >= TYPO_MIN_WORD for word in _WORD.findall(query))
+
+
 _TYPO_SETTING = f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"
 
 
