@@ -477,8 +477,9 @@ async def test_search_relevance_and_wildcards(client: httpx.AsyncClient, admin: 
     await create_contact(client, admin, customer["id"], first_name="Markiyan", last_name="Bb")
     await create_contact(client, admin, customer["id"], first_name="Mark", last_name="Cc")
     await create_contact(client, admin, customer["id"], first_name="Omark", last_name="Dd", position="50% off")
-    # Exact, then prefix (by last name: Aa before Bb), then substring.
-    assert await _search(client, admin, "mark") == ["Mark", "Marko", "Markiyan", "Omark"]
+    # Exact, then prefix (by the matched value, as customer search: "markiyan" before "marko",
+    # whatever their last names), then substring.
+    assert await _search(client, admin, "mark") == ["Mark", "Markiyan", "Marko", "Omark"]
     assert await _search(client, admin, "%%") == []
     assert await _search(client, admin, "__") == []
     assert await _search(client, admin, "0%") == ["Omark"]

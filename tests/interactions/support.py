@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import httpx
+
+from crm.db import DriverStatement
 
 Headers = dict[str, str]
 
@@ -30,3 +35,22 @@ async def create_contact(client: httpx.AsyncClient, headers: Headers, customer_i
 
 def ids(items: list[dict[str, Any]]) -> list[str]:
     return [item["id"] for item in items]
+
+
+@contextmanager
+def driver_statements() -> Iterator[list[tuple[str, list[Any]]]]:
+    """The compiled statements (SQL and parameters) that searches run on the driver while the
+    block runs: they bypass SQLAlchemy's events, which tests.plans.statements listens to."""
+    seen: list[tuple[str, list[Any]]] = []
+    original = DriverStatement.fetch
+
+    async def fetch(self: DriverStatement, connection: asyncpg.Connection, values: Mapping[str, Any]) -> list[Any]:
+        merged = {**self.defaults, **values}
+        seen.append((self.sql, [merged[name] for name in self.names]))
+        return await original(self, connection, values)
+
+    DriverStatement.fetch = fetch  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        DriverStatement.fetch = original  # type: ignore[method-assign]

@@ -10,8 +10,8 @@ import httpx
 from starlette.applications import Starlette
 
 from tests.helpers import create_customer
-from tests.interactions.support import create_interaction, ids
-from tests.plans import plan_indexes, statements
+from tests.interactions.support import create_interaction, driver_statements, ids
+from tests.plans import plan_indexes
 
 
 async def _search(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
@@ -58,24 +58,33 @@ async def test_typo_fallback_keeps_the_customer_filter(client: httpx.AsyncClient
     assert await _search(client, admin, query="Quartrely", customerId=str(uuid.uuid4())) == []
 
 
-async def test_search_plans_use_the_trigram_index(
+async def test_search_plans_use_the_indexes(
     app: Starlette, client: httpx.AsyncClient, admin: dict[str, str], db: asyncpg.Connection[Any]
 ) -> None:
     customer = await create_customer(client, admin)
-    # Enough rows that a table scan would be the natural plan for an unindexed condition.
+    await create_interaction(client, admin, customer["id"], subject="Quarterly review", date="2025-01-01")
+    # Newer than the interaction searched for, so the newest-first walk of the substring tier
+    # cannot meet it and the trigram index must; enough rows that a table scan would be the
+    # natural plan for an unindexed condition.
     await db.execute(
-        "INSERT INTO interactions (customer_id, user_id, type, subject, description)"
-        " SELECT $1, $2, 'call', 'Follow-up call ' || i, 'nothing to see ' || i FROM generate_series(1, 3000) i",
+        "INSERT INTO interactions (customer_id, user_id, type, subject, description, date)"
+        " SELECT $1, $2, 'call', 'Follow-up call ' || i, 'nothing to see ' || i, '2025-02-01'"
+        " FROM generate_series(1, 3000) i",
         uuid.UUID(customer["id"]),
         uuid.uuid4(),
     )
-    await create_interaction(client, admin, customer["id"], subject="Quarterly review")
     await db.execute("ANALYZE interactions")
 
-    for query in ("quarterly", "Quartrely"):  # a literal match, and the typo-tolerant fallback
-        with statements(app) as seen:
-            assert len(await _search(client, admin, query=query)) == 1
-        searches = [(s, p) for s, p in seen if "crm_interaction_search_text" in s]
-        assert searches, seen
-        for statement, parameters in searches:
-            assert "ix_interactions_search_trgm" in await plan_indexes(db, statement, parameters), statement
+    # A prefix (the subject's btree), a fragment inside a word and a typo (the trigram index).
+    for query, index in (
+        ("quarterly", "ix_interactions_search_subject"),
+        ("arterl", "ix_interactions_search_trgm"),
+        ("Quartrely", "ix_interactions_search_trgm"),
+    ):
+        with driver_statements() as seen:
+            assert len(await _search(client, admin, query=query)) == 1, query
+        used: set[str] = set()
+        for statement, parameters in seen:
+            if statement.startswith(("SELECT", "WITH")):
+                used |= await plan_indexes(db, statement, parameters)
+        assert index in used, (query, used)

@@ -35,6 +35,26 @@ class Contact(TimestampedVersioned, Base):
             postgresql_where=text("is_primary"),
         ),
         Index("ix_contacts_customer_id_created_at", "customer_id", "created_at"),
+        # Search (crm.common.tiers, the 2026-12-04-0330 migration): the substring tier walks the
+        # newest first; the exact and prefix tiers read each field's lowered value, which the
+        # migration indexes in bytewise (COLLATE "C") order (not declared here: reflection does
+        # not report an index's collation, so `alembic check` would see a difference).
+        Index("ix_contacts_created_at_id", "created_at", "id"),
+        Index("ix_contacts_search_first_last", func.lower(text("first_name")), func.lower(text("last_name")), "id"),
+        Index("ix_contacts_search_last_first", func.lower(text("last_name")), func.lower(text("first_name")), "id"),
+        Index("ix_contacts_search_email", func.lower(text("email")), "id", postgresql_where=text("email IS NOT NULL")),
+        Index(
+            "ix_contacts_search_position",
+            func.lower(text("position")),
+            "id",
+            postgresql_where=text("position IS NOT NULL"),
+        ),
+        Index(
+            "ix_contacts_search_phone",
+            func.regexp_replace(text("phone"), r"\D", "", "g"),
+            "id",
+            postgresql_where=text("phone IS NOT NULL"),
+        ),
         # Substring and typo-tolerant search (the function: crm/contacts/sql/search_text.sql).
         Index(
             "ix_contacts_search_trgm",

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, String, func, literal, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.common import db_errors
+from crm.common import db_errors, tiers
 from crm.common.concurrency import Precondition
-from crm.common.search import Column, Matcher
-from crm.contacts.models import Contact, search_text_of
+from crm.contacts import queries
+from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactCreate, ContactFields, ContactUpdate, NestedContactUpsert
 from crm.customers.models import Customer
 from crm.errors import FieldError, NotFound, ValidationFailed
@@ -40,13 +40,9 @@ async def lock_customer(session: AsyncSession, customer_id: UUID) -> Customer:
     return customer
 
 
-def ordered(stmt: Select[Contact]) -> Select[Contact]:
-    """Primary first, then newest; id breaks ties so the order is total."""
-    return stmt.order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
-
-
 async def contacts_of(session: AsyncSession, customer_id: UUID) -> list[Contact]:
-    return list(await session.scalars(ordered(select(Contact).where(Contact.customer_id == customer_id))))
+    """A customer's contacts, primary first, then newest."""
+    return await queries.of_customer(session, customer_id)
 
 
 async def _flush(session: AsyncSession) -> None:
@@ -67,9 +63,7 @@ async def _demote_primary(session: AsyncSession, contacts: Sequence[Contact], ke
 
 
 async def _promote_oldest(session: AsyncSession, customer_id: UUID) -> None:
-    oldest = await session.scalar(
-        select(Contact).where(Contact.customer_id == customer_id).order_by(Contact.created_at, Contact.id).limit(1)
-    )
+    oldest = await queries.oldest(session, customer_id)
     if oldest is not None:
         oldest.is_primary = True
         await _flush(session)
@@ -156,7 +150,7 @@ async def upsert_nested(session: AsyncSession, customer_id: UUID, entries: Seque
     if chosen is not None and chosen is not current:
         await _demote_primary(session, siblings)
 
-    now = await session.scalar(select(func.now())) if new_positions else None
+    now = await queries.now(session) if new_positions else None
     for i, entry in enumerate(entries):
         changes = entry.changes()
         changes.pop("id", None)
@@ -191,20 +185,18 @@ async def get_contact(session: AsyncSession, contact_id: UUID) -> Contact:
 
 
 async def get_with_customer(session: AsyncSession, contact_id: UUID) -> tuple[Contact, Customer]:
-    row = (
-        await session.execute(
-            select(Contact, Customer).join(Customer, Customer.id == Contact.customer_id).where(Contact.id == contact_id)
-        )
-    ).first()
-    if row is None:
+    found = await queries.with_customer(session, contact_id)
+    if found is None:
         raise NotFound(f"contact {contact_id} not found")
-    return row[0], row[1]
+    return found
 
 
 async def list_for_customer(session: AsyncSession, customer_id: UUID) -> list[Contact]:
-    if await session.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
+    found = await contacts_of(session, customer_id)
+    # Only an empty list needs the customer looked up: contacts always have one.
+    if not found and not await queries.customer_exists(session, customer_id):
         raise NotFound(f"customer {customer_id} not found")
-    return await contacts_of(session, customer_id)
+    return found
 
 
 async def create_contact(session: AsyncSession, data: ContactCreate) -> Contact:
@@ -223,7 +215,7 @@ async def _locked_contact(
     session: AsyncSession, contact_id: UUID, precondition: Precondition | None = None
 ) -> tuple[Contact, list[Contact]]:
     """The contact and its siblings, with the owning customer's row locked, If-Match checked."""
-    customer_id = await session.scalar(select(Contact.customer_id).where(Contact.id == contact_id))
+    customer_id = await queries.customer_of(session, contact_id)
     if customer_id is None:
         raise NotFound(f"contact {contact_id} not found")
     await lock_customer(session, customer_id)
@@ -274,57 +266,21 @@ async def delete_contact(session: AsyncSession, contact_id: UUID, precondition: 
         await _promote_oldest(session, contact.customer_id)
 
 
-def _search_columns() -> tuple[list[Column], list[Column]]:
-    text_columns: list[Column] = [
-        Contact.first_name,
-        Contact.last_name,
-        Contact.first_name + " " + Contact.last_name,
-        Contact.last_name + " " + Contact.first_name,
-        Contact.email,
-        Contact.position,
-    ]
-    return text_columns, [Contact.phone]
-
-
-def _document() -> ColumnElement[str]:
-    document: ColumnElement[str] = search_text_of(
-        Contact.first_name, Contact.last_name, Contact.email, Contact.position, Contact.phone
-    )
-    return document
-
-
-# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match,
-# as for customers: "Petrneko" vs "Petrenko" scores about 0.55.
-TYPO_THRESHOLD = 0.4
-
-
-async def search_contacts(session: AsyncSession, query: str, customer_id: UUID | None, limit: int) -> list[Contact]:
+async def search_contacts(
+    session: AsyncSession,
+    query: str,
+    customer_id: UUID | None,
+    limit: int,
+    *,
+    bounds: tiers.Bounds = tiers.DEFAULT_BOUNDS,
+) -> list[Contact]:
     """Exact matches first, then prefix, then substring; by name within a tier; typos last.
 
-    The trigram-indexed document finds the candidates, the per-field conditions decide; only
-    when nothing matches literally does the typo-tolerant pass run.
+    Each tier is found by an index, bounded by `limit` (crm.common.tiers); only when nothing
+    matches literally does the typo-tolerant pass run, for a query with a word of at least
+    `tiers.TYPO_MIN_WORD` letters.
     """
-    matcher = Matcher(query)
-    text_columns, phones = _search_columns()
-    stmt = select(Contact).where(matcher.prefilter(_document()), matcher.where(text_columns, phones))
-    if customer_id is not None:
-        stmt = stmt.where(Contact.customer_id == customer_id)
-    stmt = stmt.order_by(matcher.rank(text_columns, phones), Contact.last_name, Contact.first_name, Contact.id)
-    found = list(await session.scalars(stmt.limit(limit)))
-    if not found:
-        found = await _typo_tolerant(session, query, customer_id, limit)
-    return found
-
-
-async def _typo_tolerant(session: AsyncSession, query: str, customer_id: UUID | None, limit: int) -> list[Contact]:
-    """Words of the document similar to the query ("Petrneko" finds "Petrenko"), most similar first."""
-    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
-    lowered = func.lower(literal(query, String))
-    document = _document()
-    stmt = select(Contact).where(lowered.op("<%")(document))
-    if customer_id is not None:
-        stmt = stmt.where(Contact.customer_id == customer_id)
-    stmt = stmt.order_by(
-        func.word_similarity(lowered, document).desc(), Contact.last_name, Contact.first_name, Contact.id
-    )
-    return list(await session.scalars(stmt.limit(limit)))
+    found = await queries.search(session, query, customer_id, limit, bounds)
+    if not found and tiers.typo_worthy(query):
+        found = await queries.similar(session, query, customer_id, limit, bounds)
+    return await queries.by_ids(session, found)

@@ -1,8 +1,9 @@
 """Interaction counts maintained by triggers in the same transaction as each write.
 
-Statistics over the whole data set read these small tables instead of scanning millions
-of interactions; only the partial UTC days at the edges of a date-time range are counted
-from `interactions` itself (through its date index). Each shape answers one question:
+Statistics over the whole data set, and the totals of the date-range list, read these small
+tables instead of scanning millions of interactions; only the partial UTC days at the edges
+of a date-time range are counted from `interactions` itself (through its date index). Each
+shape answers one question:
 
 - interaction_daily_counts (day, type, user_id): one user's figures, or any range's byUser;
 - interaction_day_counts (day, type): everyone's figures over a range;
@@ -26,7 +27,7 @@ from uuid import UUID
 
 import asyncpg
 from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, Text, func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -196,6 +197,25 @@ async def whole_days(connection: AsyncConnection, whole: Split, user_id: UUID | 
     for user, n in users:
         tally.by_user[str(user)] += int(n)
     return tally
+
+
+async def whole_day_count(session: AsyncSession, whole: Split, type_: str | None, user_id: UUID | None) -> int:
+    """How many interactions (of one type, of one user, if given) the whole UTC days of `whole` hold."""
+    if not whole.has_whole_days:
+        return 0
+    where: list[ColumnElement[bool]] = []
+    table: type[InteractionDailyCount | InteractionDayCount | InteractionTypeTotal]
+    if user_id is not None:
+        table = InteractionDailyCount
+        where = [InteractionDailyCount.user_id == user_id, *_day_range(InteractionDailyCount.day, whole)]
+    elif whole.first_day is None and whole.end_day is None:
+        table = InteractionTypeTotal
+    else:
+        table = InteractionDayCount
+        where = _day_range(InteractionDayCount.day, whole)
+    if type_ is not None:
+        where.append(table.type == type_)
+    return int(await session.scalar(select(func.coalesce(func.sum(table.n), 0)).where(*where)) or 0)
 
 
 # The statistics of everyone over whole UTC days, as the response document itself: the

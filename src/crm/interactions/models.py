@@ -49,6 +49,16 @@ class Interaction(TimestampedVersioned, Base):
         Index("ix_interactions_customer_id_date_id", "customer_id", "date", "id"),
         Index("ix_interactions_user_id_date", "user_id", "date"),
         Index("ix_interactions_contact_id", "contact_id"),
+        # Search's exact and prefix tiers (crm.common.tiers, the 2026-12-04-0330 migration), in
+        # bytewise (COLLATE "C") order there: reflection does not report an index's collation.
+        # The description by its first 200 characters, as long as a query can be.
+        Index("ix_interactions_search_subject", func.lower(text("subject")), "id"),
+        Index(
+            "ix_interactions_search_description",
+            func.left(func.lower(text("description")), 200),
+            "id",
+            postgresql_where=text("description IS NOT NULL"),
+        ),
         # Substring and typo-tolerant search (the function: crm/interactions/sql/search_text.sql).
         Index(
             "ix_interactions_search_trgm",

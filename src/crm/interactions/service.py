@@ -8,73 +8,40 @@ lock its foreign key needs, so interactions never queue behind contact writes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Date, String, UnaryExpression, cast, func, literal, select, text, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.orm import aliased
 
-from crm.common import db_errors
+from crm.common import db_errors, tiers
 from crm.common.concurrency import Precondition
-from crm.common.dates import DateRange
 from crm.common.pagination import Cursor, PageParams, SortOrder
-from crm.common.search import Column, Matcher
-from crm.contacts.models import Contact
 from crm.customers.models import Customer
 from crm.errors import DomainError, Forbidden, NotFound, ValidationFailed
-from crm.interactions import aggregates
-from crm.interactions.models import Interaction, InteractionType, search_text_of
+from crm.interactions import aggregates, queries
+from crm.interactions.models import Interaction, InteractionType
+from crm.interactions.queries import InteractionFilters
 from crm.interactions.schemas import InteractionCreate, InteractionStatistics, InteractionUpdate
 
-SORTABLE = {
-    "date": Interaction.date,
-    "created_at": Interaction.created_at,
-    "type": Interaction.type,
-    "subject": Interaction.subject,
-}
+__all__ = [
+    "InteractionFilters",  # defined with the statements, built by the routers through this module
+    "create_interaction",
+    "delete_interaction",
+    "get_with_customer",
+    "list_for_customer",
+    "list_with_customers",
+    "search_interactions",
+    "statistics",
+    "update_interaction",
+]
 
 # Every sortable column is NOT NULL, so a cursor is a plain (column, id) row comparison.
 _TIMESTAMPS = frozenset({"date", "created_at"})
 
 _CUSTOMER_FK = "fk_interactions_customer_id_customers"
 _CONTACT_FK = "fk_interactions_contact_id_contacts"
-_ANY_TIME = DateRange(None, None)
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionFilters:
-    dates: DateRange = _ANY_TIME
-    type: InteractionType | None = None
-    user_id: UUID | None = None
-    customer_id: UUID | None = None
-
-
-def _where(filters: InteractionFilters) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if filters.dates.start is not None:
-        where.append(Interaction.date >= filters.dates.start)
-    if filters.dates.end is not None:
-        where.append(Interaction.date < filters.dates.end)  # DateRange.end is exclusive
-    if filters.type is not None:
-        where.append(Interaction.type == filters.type.value)
-    if filters.user_id is not None:
-        where.append(Interaction.user_id == filters.user_id)
-    if filters.customer_id is not None:
-        where.append(Interaction.customer_id == filters.customer_id)
-    return where
-
-
-def _ordering(sort_by: str, order: SortOrder) -> tuple[UnaryExpression[Any], UnaryExpression[Any]]:
-    column = SORTABLE[sort_by]
-    # Ties broken by id in the same direction, so offset pages never repeat or skip a row
-    # even when many interactions share one date.
-    if order is SortOrder.ASC:
-        return column.asc(), Interaction.id.asc()
-    return column.desc(), Interaction.id.desc()
 
 
 def _not_issued() -> ValidationFailed:
@@ -94,17 +61,17 @@ def _sort_value(value: object, sort_by: str) -> object:
     return moment.astimezone(UTC)
 
 
-def _after(cursor: Cursor, sort_by: str, order: SortOrder) -> ColumnElement[bool]:
-    """Rows strictly after the cursor's row in (sort column, id) order: a row comparison that walks the index."""
+def _keyset(page: PageParams, sort_by: str, order: SortOrder) -> queries.Keyset | None:
+    """Where the cursor's page ended, checked to be one this service issued for this order."""
+    cursor = page.cursor
+    if cursor is None:
+        return None
     if cursor.sort_by != sort_by or cursor.order != order.value:
         raise ValidationFailed.field("cursor", f"was issued for sortBy={cursor.sort_by} sortOrder={cursor.order}")
     try:
-        value = _sort_value(cursor.value, sort_by)
-        last_id = UUID(cursor.id)
+        return queries.Keyset(_sort_value(cursor.value, sort_by), UUID(cursor.id))
     except (ValueError, OverflowError):
         raise _not_issued() from None
-    key = tuple_(SORTABLE[sort_by], Interaction.id)
-    return key > (value, last_id) if order is SortOrder.ASC else key < (value, last_id)
 
 
 def _cursor_of(interaction: Interaction, sort_by: str, order: SortOrder) -> str:
@@ -113,24 +80,13 @@ def _cursor_of(interaction: Interaction, sort_by: str, order: SortOrder) -> str:
     return Cursor(sort_by, order.value, encoded, str(interaction.id)).encode()
 
 
-def _keyset(
-    where: list[ColumnElement[bool]], page: PageParams, sort_by: str, order: SortOrder
-) -> list[ColumnElement[bool]]:
-    return [*where, _after(page.cursor, sort_by, order)] if page.cursor is not None else where
-
-
-async def _count(session: AsyncSession, where: Sequence[ColumnElement[bool]]) -> int:
-    return await session.scalar(select(func.count()).select_from(Interaction).where(*where)) or 0
-
-
 async def _require_customer(session: AsyncSession, customer_id: UUID) -> None:
-    if await session.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
+    if not await queries.customer_exists(session, customer_id):
         raise NotFound(f"customer {customer_id} not found")
 
 
 async def _require_contact_of(session: AsyncSession, customer_id: UUID, contact_id: UUID) -> None:
-    owner = await session.scalar(select(Contact.customer_id).where(Contact.id == contact_id))
-    if owner != customer_id:
+    if await queries.contact_owner(session, contact_id) != customer_id:
         raise ValidationFailed.field("contact_id", "is not a contact of this customer")
 
 
@@ -151,12 +107,12 @@ async def list_for_customer(
 ) -> tuple[list[Interaction], int, str | None]:
     """A page of one customer's interactions, the total, and the next page's cursor (None on the last)."""
     assert filters.customer_id is not None
-    await _require_customer(session, filters.customer_id)
-    where = _where(filters)
-    total = await _count(session, where)
-    stmt = select(Interaction).where(*_keyset(where, page, sort_by, order)).order_by(*_ordering(sort_by, order))
+    keyset = _keyset(page, sort_by, order)
     # One row beyond the page tells whether there is a next one.
-    rows = list(await session.scalars(stmt.offset(page.offset).limit(page.limit + 1)))
+    rows, total = await queries.customer_page(session, filters, keyset, sort_by, order, page.offset, page.limit + 1)
+    if total is None:  # an empty page: is there such a customer at all?
+        await _require_customer(session, filters.customer_id)
+        total = await queries.count(session, filters)
     next_cursor = _cursor_of(rows[page.limit - 1], sort_by, order) if len(rows) > page.limit else None
     return rows[: page.limit], total, next_cursor
 
@@ -164,51 +120,12 @@ async def list_for_customer(
 async def list_with_customers(
     session: AsyncSession, filters: InteractionFilters, page: PageParams, sort_by: str, order: SortOrder
 ) -> tuple[list[tuple[Interaction, Customer]], int, str | None]:
-    """A page of interactions across customers, the total, and the next page's cursor (None on the last)."""
-    where = _where(filters)
-    total = await _count(session, where)
-    # The page's ids first (an index-only walk for a deep offset), then their rows and customers:
-    # joined before the offset, every skipped row would cost a customer look-up.
-    page_ids = (
-        select(Interaction.id)
-        .where(*_keyset(where, page, sort_by, order))
-        .order_by(*_ordering(sort_by, order))
-        .offset(page.offset)
-        .limit(page.limit + 1)
-        .subquery()
-    )
-    stmt = (
-        select(Interaction, Customer)
-        .join(page_ids, page_ids.c.id == Interaction.id)
-        .join(Customer, Customer.id == Interaction.customer_id)
-        .order_by(*_ordering(sort_by, order))
-    )
-    rows = [(interaction, customer) for interaction, customer in await session.execute(stmt)]
+    """A page of interactions across customers, the (exact) total, and the next page's cursor (None on the last)."""
+    keyset = _keyset(page, sort_by, order)
+    rows = await queries.page_with_customers(session, filters, keyset, sort_by, order, page.offset, page.limit + 1)
+    total = await queries.total(session, filters)
     next_cursor = _cursor_of(rows[page.limit - 1][0], sort_by, order) if len(rows) > page.limit else None
     return rows[: page.limit], total, next_cursor
-
-
-async def _raw_tally(connection: AsyncConnection, filters: InteractionFilters) -> aggregates.Tally:
-    """Counts by type, UTC day and user from the interactions table, in one GROUPING SETS query."""
-    day = cast(func.timezone("UTC", Interaction.date), Date)
-    grouped = (Interaction.type, day, Interaction.user_id)
-    stmt = (
-        select(*grouped, func.grouping(*grouped), func.count())
-        .where(*_where(filters))
-        .group_by(
-            func.grouping_sets(tuple_(Interaction.type), tuple_(day), tuple_(Interaction.user_id)),
-        )
-    )
-    tally = aggregates.Tally()
-    # GROUPING() is a bitmask of the columns *not* grouped in a row: 0b011 = grouped by type only.
-    for type_, date_, user_id, not_grouped, count in await connection.execute(stmt):
-        if not_grouped == 0b011:
-            tally.by_type[type_] += count
-        elif not_grouped == 0b101:
-            tally.by_date[date_.isoformat()] += count
-        elif not_grouped == 0b110:
-            tally.by_user[str(user_id)] += count
-    return tally
 
 
 async def statistics(engine: AsyncEngine, filters: InteractionFilters) -> str:
@@ -233,11 +150,11 @@ async def _statistics(connection: AsyncConnection, filters: InteractionFilters) 
     snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
     async with snapshot.begin():
         if filters.customer_id is not None:
-            tally = await _raw_tally(snapshot, filters)
+            tally = await queries.raw_tally(snapshot, filters)
         else:
             tally = await aggregates.whole_days(snapshot, pieces, filters.user_id)
             for edge in pieces.edges:
-                tally.add(await _raw_tally(snapshot, replace(filters, dates=edge)))
+                tally.add(await queries.raw_tally(snapshot, replace(filters, dates=edge)))
     by_type = {t.value: tally.by_type.get(t.value, 0) for t in InteractionType}
     return InteractionStatistics(
         total=sum(by_type.values()),
@@ -247,85 +164,31 @@ async def _statistics(connection: AsyncConnection, filters: InteractionFilters) 
     ).model_dump_json(by_alias=True)
 
 
-def _document() -> ColumnElement[str]:
-    document: ColumnElement[str] = search_text_of(Interaction.subject, Interaction.description)
-    return document
-
-
-# How similar (pg_trgm word_similarity, 0..1) a typo must be to still count as a match, as for customers.
-TYPO_THRESHOLD = 0.4
-
-
 async def search_interactions(
-    session: AsyncSession, query: str, customer_id: UUID | None, limit: int
+    session: AsyncSession,
+    query: str,
+    customer_id: UUID | None,
+    limit: int,
+    *,
+    bounds: tiers.Bounds = tiers.DEFAULT_BOUNDS,
 ) -> list[tuple[Interaction, Customer]]:
     """Exact matches first, then prefix, then substring; newest first within a tier; typos last.
 
-    The trigram-indexed document finds the candidates, the per-field conditions decide; only
-    when nothing matches literally does the typo-tolerant pass run.
+    Each tier is found by an index, bounded by `limit` (crm.common.tiers); only when nothing
+    matches literally does the typo-tolerant pass run, for a query with a word of at least
+    `tiers.TYPO_MIN_WORD` letters.
     """
-    matcher = Matcher(query)
-    text_columns: list[Column] = [Interaction.subject, Interaction.description]
-    where = [matcher.prefilter(_document()), matcher.where(text_columns)]
-    if customer_id is not None:
-        where.append(Interaction.customer_id == customer_id)
-    found = await _top_with_customers(session, where, matcher.rank(text_columns), limit)
-    if not found:
-        found = await _typo_tolerant(session, query, customer_id, limit)
-    return found
-
-
-async def _typo_tolerant(
-    session: AsyncSession, query: str, customer_id: UUID | None, limit: int
-) -> list[tuple[Interaction, Customer]]:
-    """Words of subject or description similar to the query ("Quartrely" finds "Quarterly"), most similar first."""
-    await session.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"))
-    lowered = func.lower(literal(query, String))
-    document = _document()
-    where: list[ColumnElement[bool]] = [lowered.op("<%")(document)]
-    if customer_id is not None:
-        where.append(Interaction.customer_id == customer_id)
-    # The distance pg_trgm's <<-> reports: smallest is most similar.
-    distance = 1 - func.word_similarity(lowered, document)
-    return await _top_with_customers(session, where, distance, limit)
-
-
-async def _top_with_customers(
-    session: AsyncSession, where: Sequence[ColumnElement[bool]], score: ColumnElement[Any], limit: int
-) -> list[tuple[Interaction, Customer]]:
-    """The first `limit` interactions by (score, newest), with their customers.
-
-    The customers are joined to those rows only: joined before the limit, a common word
-    would look up a customer for every one of its candidates.
-    """
-    scored = score.label("score")
-    top = (
-        select(Interaction, scored)
-        .where(*where)
-        .order_by(scored, Interaction.date.desc(), Interaction.id.desc())
-        .limit(limit)
-        .subquery()
-    )
-    found = aliased(Interaction, top)
-    stmt = (
-        select(found, Customer)
-        .join(Customer, Customer.id == found.customer_id)
-        .order_by(top.c.score, found.date.desc(), found.id.desc())
-    )
-    return [(interaction, customer) for interaction, customer in await session.execute(stmt)]
+    found = await queries.search(session, query, customer_id, limit, bounds)
+    if not found and tiers.typo_worthy(query):
+        found = await queries.similar(session, query, customer_id, limit, bounds)
+    return await queries.with_customers(session, found)
 
 
 async def get_with_customer(session: AsyncSession, interaction_id: UUID) -> tuple[Interaction, Customer]:
-    row = (
-        await session.execute(
-            select(Interaction, Customer)
-            .join(Customer, Customer.id == Interaction.customer_id)
-            .where(Interaction.id == interaction_id)
-        )
-    ).first()
-    if row is None:
+    found = await queries.with_customer(session, interaction_id)
+    if found is None:
         raise NotFound(f"interaction {interaction_id} not found")
-    return row[0], row[1]
+    return found
 
 
 # --- writes ---
