@@ -19,7 +19,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, Select, TextClause, event, func
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.engine import URL, Connection, ExecutionContext, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, ExecutionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -163,7 +163,24 @@ def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
 
     event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "before_cursor_execute", _note_statement)
+    event.listen(engine.sync_engine, "handle_error", _close_on_client_timeout)
     return engine
+
+
+def _close_on_client_timeout(context: ExceptionContext) -> None:
+    """Close a connection whose call ran out of time (asyncpg raises TimeoutError), at once.
+
+    asyncpg answers its own timeout with a cancel request over a new connection, and makes
+    every later call on the connection wait for that cancel first, up to the limit again:
+    against a database that stopped answering, the ROLLBACK of a failed `begin()` block would
+    double the wait. Closed, every later call fails at once and the pool opens a new one.
+    """
+    if not isinstance(context.original_exception, TimeoutError) or context.connection is None:
+        return
+    with contextlib.suppress(Exception):
+        driver = context.connection.connection.driver_connection
+        if driver is not None:
+            driver.terminate()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -327,6 +344,8 @@ async def _core_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     """
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as connection:
+        # Taken now: once the connection failed, asking for it would open a new one.
+        driver = (await connection.get_raw_connection()).driver_connection
         try:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
         except BaseException as exc:
@@ -334,9 +353,8 @@ async def _core_connection(request: Request) -> AsyncIterator[AsyncConnection]:
                 raise
             # Dropped rather than returned: the pool's reset would be one more call to a
             # database that just failed to answer.
-            raw = await connection.get_raw_connection()
-            if raw.driver_connection is not None:
-                raw.driver_connection.terminate()
+            if driver is not None:
+                driver.terminate()
             await connection.invalidate()
             if isinstance(exc, asyncio.CancelledError):
                 raise
