@@ -298,7 +298,8 @@ async def transaction(
                     raise
                 raise error from exc
     finally:
-        _progress.reset(token)
+        with contextlib.suppress(ValueError):  # ended in another context: nothing to restore there
+            _progress.reset(token)
 
 
 _REQUEST_TRANSACTIONS = "crm.transactions"

@@ -8,6 +8,7 @@ the connections, and the driver notices at once.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from crm.config import Settings
+from crm.db import create_engine, create_read_pool
 from tests.helpers import TokenFactory, assert_problem, customer_body
 from tests.reliability.pgproxy import PgProxy
 from tests.reliability.support import app_client
@@ -104,3 +106,29 @@ async def test_a_frozen_database_costs_a_request_at_most_the_limit_then_503(
             if response.status_code in {200, 201}:
                 pending.pop(0)
         assert pending == [], f"not recovered within {RECOVERY} s: {pending[0][:2]}"
+
+
+async def test_every_connection_detects_a_dead_peer(database_url: str, settings: Settings) -> None:
+    """TCP keepalives and TCP_USER_TIMEOUT on the sockets of both pools (asyncpg has no option
+    for either): a pooled connection to a server that vanished is closed by the kernel."""
+    async with PgProxy.to(database_url) as proxy:  # TCP, whatever the test server listens on
+        url = proxy.url(database_url)
+        engine = create_engine(settings, url)
+        pool = await create_read_pool(settings, url)
+        try:
+            async with engine.connect() as connection:
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert driver is not None
+                engine_socket = driver._transport.get_extra_info("socket")
+                async with pool.acquire() as read:
+                    await read.fetchval("SELECT 1")
+                    read_socket = read._con._transport.get_extra_info("socket")
+                    for sock in (engine_socket, read_socket):
+                        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 10
+                        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) >= 1
+                        user_timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+                        assert user_timeout >= settings.db_statement_timeout_ms
+        finally:
+            await pool.close()
+            await engine.dispose()
