@@ -226,7 +226,9 @@ def _note_statement(
     if progress is None:
         return
     driver = conn.connection.driver_connection
-    if driver is not None and not any(d is driver for d in progress.drivers):
+    if driver is None or driver.is_closed():
+        return  # the driver refuses to send anything on a connection it knows is gone
+    if not any(d is driver for d in progress.drivers):
         progress.drivers.append(driver)
     if not progress.wrote and _is_write(statement, context):
         progress.wrote = True
