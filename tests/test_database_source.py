@@ -30,7 +30,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from crm.db import async_url
+from crm.db.connect import async_url
 from crm.migrate import SqlSource, alembic_config, apply_sql, split_statements, sql_sources
 
 # Functions of the schema that extensions own (pg_trgm's) are the extension's business.

@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
+    # PostgreSQL's statement_timeout; 0 turns it off, and the client-side limit with it.
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # How much longer than statement_timeout the client waits for any answer of the database
+    # before giving up on the connection: long enough that the server's own timeout (a clean,
+    # rolled-back error) normally arrives first, short enough to bound a frozen database.
+    db_client_timeout_margin_ms: int = Field(default=1_000, ge=0)
 
     # --- auth ---
     jwt_secret: str | None = None
@@ -103,6 +108,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `.env.example` copies leave `FOO=` lines; treat them as "not configured".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def db_client_timeout(self) -> float | None:
+        """Seconds any one database call may take on the client's side (None: no limit)."""
+        if self.db_statement_timeout_ms == 0:
+            return None
+        return (self.db_statement_timeout_ms + self.db_client_timeout_margin_ms) / 1000
 
     @property
     def is_production(self) -> bool:

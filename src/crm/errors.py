@@ -8,6 +8,7 @@ by the same function so clients see one shape.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -118,6 +119,47 @@ class ValidationFailed(DomainError):
 
 class ServiceUnavailable(DomainError):
     status, slug, title = 503, "service-unavailable", "Service Unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database did not answer, and nothing of the request was written: retrying is safe."""
+
+    slug = "database-unavailable"
+
+    def __init__(self, detail: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(detail, headers={"Retry-After": "2"})
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """The connection failed after a write (or its COMMIT) may have reached the database.
+
+    Whether it was stored cannot be known here, so it is neither retried nor reported as
+    "nothing changed": the client decides, and an Idempotency-Key makes its retry safe.
+    """
+
+    slug, title = "outcome-unknown", "Outcome Unknown"
+
+    def __init__(
+        self,
+        detail: str = (
+            "the connection to the database failed after the change was sent, so whether it was stored is "
+            "unknown; check before retrying, or retry with the same Idempotency-Key header, which makes "
+            "the retry safe"
+        ),
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": "2"})
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The server stopped the request at the end of its shutdown grace period, before it wrote anything."""
+
+    slug = "shutting-down"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server is shutting down and nothing was changed; retry the request",
+            headers={"Retry-After": "1", "Connection": "close"},
+        )
 
 
 def problem_response(
@@ -235,14 +277,46 @@ def is_database_unavailable(exc: BaseException) -> bool:
         sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
     ):
         return True
+    return is_connection_lost(exc)
+
+
+# SQLSTATEs the server sends as it drops the session (08 connection exceptions, 57P01-57P05
+# administrator shutdown, crash, idle timeouts): the statement in flight may or may not have
+# taken effect. Any other error the server answers leaves the transaction rolled back.
+_LOST_SQLSTATE_PREFIXES = ("08", "57P")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """The connection can no longer tell what became of the statement in flight.
+
+    It dropped, the client gave up waiting (asyncpg's command timeout raises TimeoutError), or
+    the request was cancelled mid-statement. Unlike an error the server answered (a constraint,
+    a deadlock, its own statement_timeout), after which the transaction is known to be rolled
+    back, whatever was sent may have been applied, or even committed.
+    """
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    sqlstate = _sqlstate(exc)
+    if sqlstate is not None:
+        return sqlstate.startswith(_LOST_SQLSTATE_PREFIXES)
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to hand out: nothing was sent
+        return False
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
         cause = getattr(exc.orig, "__cause__", None) or exc.orig
-        return isinstance(cause, OSError | ConnectionError) or "connection" in type(cause).__name__.lower()
-    # Raw driver errors, from the reads that use the asyncpg connection directly.
-    lost = isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
-    return lost or isinstance(exc, OSError | ConnectionError | asyncpg.PostgresConnectionError)
+        return _is_transport_failure(cause) or "connection" in type(cause).__name__.lower()
+    # Raw driver errors, from the read pool's connections used directly.
+    return _is_transport_failure(exc)
+
+
+def _is_transport_failure(exc: BaseException | None) -> bool:
+    # OSError covers TimeoutError, which is how asyncpg reports its command timeout.
+    if isinstance(exc, OSError | ConnectionError | asyncpg.PostgresConnectionError):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
 
 
 def _is_unstorable_text(exc: BaseException) -> bool:
@@ -284,12 +358,7 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     if not is_database_unavailable(exc):
         raise exc
     log.warning("database unavailable", error=type(exc).__name__)
-    return problem_response(
-        503,
-        "the database is unavailable; retry shortly",
-        slug="database-unavailable",
-        headers={"Retry-After": "2"},
-    )
+    return render(DatabaseUnavailable())
 
 
 def install_database_error_handler(app: Starlette) -> None:

@@ -25,7 +25,8 @@ from crm.common.responses import json_response
 from crm.config import Settings, get_settings
 from crm.contacts.router import routes as contacts_routes
 from crm.customers.router import routes as customers_routes
-from crm.db import create_engine, create_read_pool, create_sessionmaker
+from crm.db.reads import create_read_pool
+from crm.db.transaction import create_engine, create_sessionmaker
 from crm.errors import install_error_handlers, problem_response
 from crm.interactions.router import routes as interactions_routes
 from crm.log import configure_logging

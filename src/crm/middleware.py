@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm.errors import PayloadTooLarge, problem_response
+from crm.db.transaction import interrupted
+from crm.errors import PayloadTooLarge, problem_response, render
 from crm.log import log_request, request_id_var, user_id_var
 
 error_log = structlog.get_logger("crm.errors")
@@ -97,15 +98,10 @@ class RequestContextMiddleware:
         except asyncio.CancelledError:
             # The server cancels requests still running when the shutdown grace period ends,
             # and would answer its own plain-text 500. Say what happened instead: nothing was
-            # committed (the transaction dies with the task), so the client may retry.
+            # changed (safe to retry), or, once a write had been sent, that its outcome is
+            # unknown (its COMMIT may have reached the database).
             if not response_started:
-                response = problem_response(
-                    503,
-                    "the server is shutting down; retry the request",
-                    slug="shutting-down",
-                    headers={"Retry-After": "1", "Connection": "close"},
-                )
-                await response(scope, receive, send_with_headers)
+                await render(interrupted(scope))(scope, receive, send_with_headers)
             raise
         except Exception:  # noqa: BLE001 - the last line of defence: log it, answer a clean 500
             error_log.exception("unhandled error", method=scope["method"], path=scope["path"])

@@ -3,7 +3,7 @@
 from crm.contacts.models import Contact
 from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
-from crm.db import Base
+from crm.db.models import Base
 from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction

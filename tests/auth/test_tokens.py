@@ -162,6 +162,32 @@ async def test_exp_that_is_not_a_time(client: httpx.AsyncClient, exp: Any) -> No
         assert_unauthorized(response)
 
 
+def _numeric_date_cases() -> list[Any]:
+    soon, past = int(time.time()) + 3600, int(time.time()) - 60
+    valid = {"exp": soon, "nbf": past, "iat": past}
+    return [
+        pytest.param(claim, bad, id=f"{claim}={bad!r}")
+        for claim, good in valid.items()
+        for bad in [str(good), f"{good}.0", True, False, None, "", [good], {"t": good}, float("inf"), float("nan")]
+    ]
+
+
+@pytest.mark.parametrize(("claim", "value"), _numeric_date_cases())
+async def test_time_claims_must_be_json_numbers(offline: httpx.AsyncClient, claim: str, value: Any) -> None:
+    """RFC 7519: `exp`, `nbf` and `iat` are NumericDates (JSON numbers); a numeric string, a
+    boolean or null is an invalid token, however plausible the time it spells."""
+    claims = access_claims()
+    claims[claim] = value  # keeps None as JSON null
+    assert_unauthorized(await offline.get(LIST, headers=bearer(sign(claims))))
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+async def test_time_claims_may_be_fractional_numbers(client: httpx.AsyncClient, claim: str) -> None:
+    moment = time.time() + 3600.5 if claim == "exp" else time.time() - 60.5
+    response = await client.get(LIST, headers=bearer(sign(access_claims(**{claim: moment}))))
+    assert response.status_code == 200, response.text
+
+
 async def test_not_yet_valid(offline: httpx.AsyncClient) -> None:
     token = sign(access_claims(nbf=int(time.time()) + 60))
     assert_unauthorized(await offline.get(LIST, headers=bearer(token)), "not valid yet")

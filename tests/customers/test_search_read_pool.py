@@ -1,6 +1,6 @@
 """Customer search on the asyncpg read pool: what its statements must hold to stay cheap and exact there.
 
-The pool plans generically and resets nothing between requests (crm.db.create_read_pool), so
+The pool plans generically and resets nothing between requests (crm.db.reads.create_read_pool), so
 the statements carry their LIMITs in their text and the typo tier's setting must end with it.
 The phone's digits are matched on the raw value; that must agree with stripping the non-digits.
 """

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from crm.db import DriverStatement
+from crm.db.reads import DriverStatement
 
 Headers = dict[str, str]
 

@@ -22,6 +22,7 @@ import pytest
 
 from crm.config import Settings
 from tests.helpers import TokenFactory, assert_problem, customer_body
+from tests.reliability.pgproxy import PgProxy
 from tests.reliability.support import poll_until, wait_for_lock_waiters, wait_for_other_sessions_to_end
 
 pytestmark = pytest.mark.slow
@@ -212,3 +213,34 @@ async def test_grace_period_bounds_shutdown(
     assert isinstance(outcome, httpx.Response), outcome
     body = assert_problem(outcome, 503)
     assert outcome.headers["Retry-After"].isdigit(), body
+
+
+async def test_a_write_cut_off_in_its_commit_is_never_reported_as_not_stored(
+    tmp_path: Path, database_url: str, settings: Settings, tokens: TokenFactory, db: asyncpg.Connection[Any]
+) -> None:
+    """The grace period ends while a create's COMMIT is in flight (the proxy withholds the server's
+    answer: the row is stored). The client must hear "outcome unknown", never "nothing was changed"."""
+    headers = tokens.headers("manager")
+    email = f"shutdown.{uuid.uuid4().hex}@example.com"
+    body = customer_body(email=email, contacts=[{"first_name": "Olena", "last_name": "Koval"}])
+    async with PgProxy.to(database_url) as proxy:
+        with crm_serve(tmp_path, proxy.url(database_url), settings, grace=1) as server:
+            await server.wait_ready()
+            async with httpx.AsyncClient(base_url=server.url, timeout=20.0) as http:
+                proxy.arm("HOLD_COMMIT")
+                post = asyncio.create_task(http.post("/api/customers", json=body, headers=headers))
+                await asyncio.wait_for(proxy.held.wait(), timeout=10)
+                server.process.send_signal(signal.SIGTERM)
+                code = await server.wait_exit(within=8)
+                outcome: Any
+                try:
+                    outcome = await asyncio.wait_for(post, timeout=5)
+                except httpx.TransportError as exc:
+                    outcome = exc
+
+    assert code == 0, server.output()
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE email = $1", email) == 1
+    assert isinstance(outcome, httpx.Response), f"no answer: {outcome!r}\n{server.output()}"
+    problem = assert_problem(outcome, 503)
+    assert problem["type"] == "urn:crm:problem:outcome-unknown", problem
+    assert "Idempotency-Key" in problem["detail"]

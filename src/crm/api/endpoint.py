@@ -41,7 +41,8 @@ from crm.api.inputs import ParamSpec, read_body
 from crm.auth.guard import Grant, authenticate, authorize
 from crm.auth.permissions import Action, Resource
 from crm.config import Settings
-from crm.db import read_connection, request_transaction
+from crm.db.reads import read_connection
+from crm.db.transaction import request_transaction
 from crm.ratelimit.guard import enforce_rate_limit
 
 P = TypeVar("P", bound=BaseModel)
@@ -190,7 +191,7 @@ class _Serve:
                 call._connection = connection
                 response = await self.handler(call)
         else:
-            async with request_transaction(state.sessionmaker) as session:
+            async with request_transaction(scope, state.sessionmaker) as session:
                 call._session = session
                 response = await self.handler(call)
         await response(scope, receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -195,7 +196,30 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             # Every other token problem (and key errors, which are not InvalidTokenError) is a 401.
             raise Unauthorized("invalid token") from exc
-        return principal_from_claims(claims), float(claims["exp"])
+        return principal_from_claims(claims), _numeric_dates(claims)
+
+
+# RFC 7519 4.1.4-4.1.6: NumericDate values, JSON numbers. PyJWT checks them with int(), which
+# also takes a numeric string ("1735689600") or a boolean; so does not this service.
+_NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _numeric_dates(claims: dict[str, Any]) -> float:
+    """Refuse any of `exp`, `nbf`, `iat` that is not a finite JSON number; `exp` in seconds."""
+    for name in _NUMERIC_DATE_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        # bool is an int in Python; NaN and Infinity get through Python's JSON parser.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Unauthorized(f"token claim {name!r} must be a number")
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        if not finite:
+            raise Unauthorized(f"token claim {name!r} must be a number")
+    return float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

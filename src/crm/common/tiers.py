@@ -65,7 +65,7 @@ from sqlalchemy.sql.selectable import CompoundSelect
 from sqlalchemy.sql.util import ClauseAdapter
 
 from crm.common.search import Column, digits_of, escape_like, phone_digits
-from crm.db import DriverStatement
+from crm.db.reads import DriverStatement
 
 BYTEWISE = "C"
 # Above every string that starts with a given text (U+10FFFF, a noncharacter no text carries).

@@ -7,7 +7,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
-from crm.db import Base, TimestampedVersioned
+from crm.db.models import Base, TimestampedVersioned
 
 
 def search_text_of(*columns: Any) -> Any:

@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy import BigInteger, Select, SmallInteger, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.db import Base
+from crm.db.models import Base
 
 SLOTS = 16
 

@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
-from crm.db import Base, TimestampedVersioned
+from crm.db.models import Base, TimestampedVersioned
 
 
 class CustomerStatus(StrEnum):

@@ -1,6 +1,6 @@
 """The customers' read statements: a customer by id, the list's pages and its totals.
 
-Every statement here is a `DriverStatement` (crm.db) run on the read pool's asyncpg
+Every statement here is a `DriverStatement` (crm.db.reads) run on the read pool's asyncpg
 connection, built once per shape over named parameters, so a request only binds values. That
 pool plans generically (plan_cache_mode=force_generic_plan), and a generic plan prices
 `LIMIT $n` as a tenth of its input, so every LIMIT is in the statement's text. The search's
@@ -53,7 +53,7 @@ from crm.customers import aggregates
 from crm.customers import search as customer_search
 from crm.customers.models import Customer
 from crm.customers.schemas import CustomerOut
-from crm.db import DriverStatement
+from crm.db.reads import DriverStatement
 
 SORTABLE = {
     "created_at": Customer.created_at,

@@ -88,7 +88,7 @@ from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactOut
 from crm.customers.models import Customer, CustomerWord, search_text_of
 from crm.customers.schemas import CustomerOut
-from crm.db import DriverStatement
+from crm.db.reads import DriverStatement
 
 # How similar (pg_trgm word_similarity, 0..1) a customer's word must be to a query's word to be
 # searched for instead: two letters swapped inside "Thompson" ("Thopmson") score 0.38, in a
@@ -503,7 +503,7 @@ async def similar_words(connection: asyncpg.Connection, word: str) -> list[str]:
     `<%` (which the trigram index serves) reads its threshold from a setting. The read pool
     resets nothing between requests, so the setting lives in a transaction of its own and
     ends with it, committed or rolled back; a connection that fails mid-way is discarded
-    (crm.db.read_connection).
+    (crm.db.reads.read_connection).
     """
     async with connection.transaction():
         await connection.execute(_TYPO_SETTING)

@@ -21,7 +21,7 @@ from crm.customers import aggregates, queries
 from crm.customers import search as customer_search
 from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerUpdate
-from crm.db import DriverStatement
+from crm.db.reads import DriverStatement
 from crm.errors import Conflict, NotFound, ValidationFailed
 
 _TIMESTAMPS = frozenset({"created_at", "updated_at"})

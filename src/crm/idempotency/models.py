@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import DateTime, Uuid
 
-from crm.db import Base
+from crm.db.models import Base
 
 
 class IdempotencyKey(Base):

@@ -32,7 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from crm.common.dates import DateRange
-from crm.db import Base, DriverStatement
+from crm.db.models import Base
+from crm.db.reads import DriverStatement
 
 
 class InteractionDailyCount(Base):

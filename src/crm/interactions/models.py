@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func, t
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import DateTime, Uuid
 
-from crm.db import Base, TimestampedVersioned
+from crm.db.models import Base, TimestampedVersioned
 
 
 class InteractionType(StrEnum):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors, tiers
 from crm.common.concurrency import Precondition
@@ -128,33 +128,27 @@ async def list_with_customers(
     return rows[: page.limit], total, next_cursor
 
 
-async def statistics(engine: AsyncEngine, filters: InteractionFilters) -> str:
-    """Counts by type, UTC day and user, as the response's JSON document (see _statistics)."""
-    async with engine.connect() as connection:
-        return await _statistics(await connection.execution_options(isolation_level="AUTOCOMMIT"), filters)
-
-
-async def _statistics(connection: AsyncConnection, filters: InteractionFilters) -> str:
+async def statistics(session: AsyncSession, filters: InteractionFilters) -> str:
     """Counts by type, UTC day and user, as the response's JSON document.
 
     For one customer the interactions are counted directly (its index keeps that small).
     Otherwise whole UTC days come from the trigger-maintained roll-ups and only the partial
     days at the edges of the range from the interactions table, so the cost does not grow
     with the table. Whole days of everyone (the dashboards' poll) are one statement that
-    renders the document; anything else reads its pieces in one REPEATABLE READ snapshot.
+    renders the document; anything else reads its pieces in one REPEATABLE READ snapshot
+    (the request's transaction, begun at that level before its first statement).
     """
     pieces = aggregates.split(filters.dates)
     if filters.customer_id is None and filters.user_id is None and not pieces.edges:
-        driver = (await connection.get_raw_connection()).driver_connection
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
         return await aggregates.statistics_document(driver, pieces, [t.value for t in InteractionType])
-    snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
-    async with snapshot.begin():
-        if filters.customer_id is not None:
-            tally = await queries.raw_tally(snapshot, filters)
-        else:
-            tally = await aggregates.whole_days(snapshot, pieces, filters.user_id)
-            for edge in pieces.edges:
-                tally.add(await queries.raw_tally(snapshot, replace(filters, dates=edge)))
+    snapshot = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    if filters.customer_id is not None:
+        tally = await queries.raw_tally(snapshot, filters)
+    else:
+        tally = await aggregates.whole_days(snapshot, pieces, filters.user_id)
+        for edge in pieces.edges:
+            tally.add(await queries.raw_tally(snapshot, replace(filters, dates=edge)))
     by_type = {t.value: tally.by_type.get(t.value, 0) for t in InteractionType}
     return InteractionStatistics(
         total=sum(by_type.values()),

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from crm.db import async_url
+from crm.db.connect import async_url
 from crm.models import Base
 
 config = context.config

@@ -33,7 +33,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _entity_columns() -> list[sa.Column[object]]:
-    """The id, timestamps and version every entity table ends with (crm.db.TimestampedVersioned)."""
+    """The id, timestamps and version every entity table ends with (crm.db.models.TimestampedVersioned)."""
     return [
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
