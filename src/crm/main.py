@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from crm.api import Answer, Call, Endpoint, Routes
 from crm.api.openapi import document, swagger_ui
+from crm.api.routing import ShapeRouter
 from crm.auth.tokens import TokenVerifier
 from crm.common.openapi import problem_doc
 from crm.common.responses import json_response
@@ -167,18 +168,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                 ],
             )
         )
-    app = Starlette(
-        routes=[
-            *(endpoint.route() for endpoint in ENDPOINTS),
-            Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
-            Route("/docs", docs, methods=["GET"], include_in_schema=False),
-        ],
-        middleware=middleware,
-        lifespan=lifespan,
-    )
+    routes = [
+        *(endpoint.route() for endpoint in ENDPOINTS),
+        Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+        Route("/docs", docs, methods=["GET"], include_in_schema=False),
+    ]
+    app = Starlette(middleware=middleware, lifespan=lifespan)
     # A trailing slash is a 404 problem like any unknown path, not a 307 to a URL built from
     # the caller's Host header.
-    app.router.redirect_slashes = False
+    app.router = ShapeRouter(routes, lifespan=lifespan, redirect_slashes=False)
     app.state.settings = settings
     app.state.openapi = spec
     app.state.token_verifier = TokenVerifier(settings)
