@@ -34,6 +34,7 @@ from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
 from crm.observability import metrics, tracing
 from crm.observability.pools import ObservedEnginePool, ObservedReadPool
+from crm.observability.router import routes as observability_routes
 from crm.orders.client import OrderServiceClient
 from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
@@ -95,6 +96,7 @@ async def ready(call: Call[Any, None]) -> Response:
 # each feature declares its own in that order, and orders' `/{id}/orders` cannot clash.
 ENDPOINTS: tuple[Endpoint, ...] = (
     *operations.endpoints,
+    *observability_routes.endpoints,
     *customers_routes.endpoints,
     *orders_routes.endpoints,
     *contacts_routes.endpoints,
@@ -206,9 +208,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             *(endpoint.route() for endpoint in ENDPOINTS),
             Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
             Route("/docs", docs, methods=["GET"], include_in_schema=False),
-            # Internal, for Prometheus (README, "Operating it"): outside the API, its auth and
-            # its rate limit; METRICS_TOKEN guards it.
-            *((Route("/metrics", metrics.metrics, methods=["GET"]),) if settings.metrics_enabled else ()),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from crm.api.endpoint import Endpoint
 from crm.main import ENDPOINTS, create_app
 from crm.middleware import RequestContextMiddleware
+from crm.observability.metrics import RequestMetrics
 from tests.auth.support import make_settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.test_operations import unreachable_urls
@@ -37,5 +38,6 @@ def test_every_route_is_a_declared_endpoint(tmp_path: Path) -> None:
 def test_no_middleware_answers_requests_itself(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, jwt_secret=TEST_JWT_SECRET, cors_origins="https://staff.example")
     app = create_app(settings, database_url=unreachable_urls()[0])
-    # Only the request context (ids, limits, access log) and CORS sit in front of the routes.
-    assert [m.cls for m in app.user_middleware] == [RequestContextMiddleware, CORSMiddleware]
+    # Only the request metrics (they count), the request context (ids, limits, access log) and CORS
+    # sit in front of the routes.
+    assert [m.cls for m in app.user_middleware] == [RequestMetrics, RequestContextMiddleware, CORSMiddleware]

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the service, answered at GET /metrics (README, "Operating it").
+"""Prometheus metrics of the service, answered at GET /metrics (router.py; README, "Operating it").
 
 Several worker processes, one answer: `crm serve` points PROMETHEUS_MULTIPROC_DIR at a fresh
 directory before the workers start, and prometheus-client then keeps each worker's values in
@@ -17,16 +17,14 @@ into the metrics by `Publisher`, every second and at each scrape, never on a req
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Protocol
 
-import anyio.to_thread
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -36,12 +34,12 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm.errors import problem_response
 from crm.observability.pools import PoolFigures
+
+# What generate_latest writes (and what Prometheus asks for first).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # Read once, as prometheus-client itself does when it is first imported.
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -264,22 +262,3 @@ def _forget_dead_workers(directory: str) -> None:
             mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
         except PermissionError:
             pass  # alive, another user's
-
-
-async def metrics(request: Request) -> Response:
-    """GET /metrics: internal, for Prometheus; a bearer token when METRICS_TOKEN is set."""
-    token: str | None = request.app.state.settings.metrics_token
-    if token is not None and not _bearer_is(request.headers.get("authorization", ""), token):
-        return problem_response(
-            401, "/metrics needs the METRICS_TOKEN as a bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
-    publisher: Publisher | None = getattr(request.app.state, "metrics", None)
-    if publisher is not None:
-        publisher.publish()  # this worker's figures as of now; the others' are at most a second old
-    body = await anyio.to_thread.run_sync(render)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def _bearer_is(authorization: str, token: str) -> bool:
-    scheme, _, credentials = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
