@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm import log
 from crm.config import ConfigurationError
@@ -116,7 +116,8 @@ def _method_only(scope: Scope) -> tuple[str, dict[str, Any]]:
 
 
 class _NameByRoute:
-    """Names the request's span by its route template once the router has matched it."""
+    """Names the request's span by its route template once the router has matched it: when the
+    answer starts (the ASGI middleware ends the span with the answer's last part)."""
 
     def __init__(self, app: ASGIApp) -> None:
         from opentelemetry.trace import get_current_span
@@ -125,14 +126,20 @@ class _NameByRoute:
         self._current_span = get_current_span
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-        finally:
-            route = getattr(scope.get("route"), "path", None)
-            if scope["type"] == "http" and route is not None:
-                span = self._current_span()
-                span.update_name(f"{scope['method']} {route}")
-                span.set_attribute("http.route", route)
+            return
+        span = self._current_span()
+
+        async def naming_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                route = getattr(scope.get("route"), "path", None)
+                if route is not None:
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+            await send(message)
+
+        await self.app(scope, receive, naming_send)
 
 
 def _ids_of_current_span() -> Callable[[], tuple[str, str] | None]:
