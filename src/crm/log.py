@@ -2,7 +2,7 @@
 
 The request id and user id live in context variables set by the request middleware
 and the auth dependency, so any `log.info(...)` anywhere in a request carries them
-without being passed around.
+without being passed around; while tracing is on, so do the current span's trace_id and span_id.
 """
 
 from __future__ import annotations
