@@ -6,10 +6,12 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -521,8 +523,20 @@ def postmaster_running(pgdata: Path) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+@pytest.fixture
+def own_dir() -> Iterator[Path]:
+    """A directory outside pytest's basetemp, which another pytest run on the machine may prune
+    (it keeps the newest few) while this test's embedded server still uses it."""
+    path = Path(tempfile.mkdtemp(prefix="crm-cli-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_embedded_database_survives_a_restart(tmp_path: Path) -> None:
+def test_embedded_database_survives_a_restart(own_dir: Path) -> None:
+    tmp_path = own_dir
     data = tmp_path / "data"
     env = cli_env(data)
     log = tmp_path / "serve.log"

@@ -99,7 +99,7 @@ async def spec(client: httpx.AsyncClient) -> dict[str, Any]:
 
 async def test_openapi_lists_every_route(spec: dict[str, Any], tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, jwt_secret=TEST_JWT_SECRET), database_url=unreachable_urls()[0])
-    served = {(m, p) for m, p in app_routes(app) if p.startswith("/api/") or p in {"/health", "/ready"}}
+    served = {(m, p) for m, p in app_routes(app) if p.startswith("/api/") or p in {"/health", "/ready", "/metrics"}}
     documented = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
     assert served, "no routes found"
     assert served <= documented, served - documented

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from types import FrameType
 from typing import Annotated
@@ -102,6 +105,8 @@ def serve(
     # installed first, so a SIGTERM during start-up (migrations) exits cleanly too.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     settings = _checked_settings()
+    if settings.metrics_enabled:
+        _fresh_metrics_dir()
     try:
         # Check the JWT setting (an unreadable PEM, algorithms that do not fit the key, an unusable
         # dev secret) before starting anything; with no setting this also creates the dev secret
@@ -127,6 +132,18 @@ def serve(
         proxy_headers=False,
         timeout_graceful_shutdown=grace,
     )
+
+
+def _fresh_metrics_dir() -> None:
+    """Where every worker keeps its metric values (prometheus-client's multiprocess mode), so that
+    one scrape answers for all of them. Fresh at each start: files of an earlier run would be
+    added to this one's. Made inside PROMETHEUS_MULTIPROC_DIR when that is set (a tmpfs, say),
+    else in the temporary directory; set before anything imports prometheus-client, which reads
+    it once, and inherited by the worker processes.
+    """
+    path = tempfile.mkdtemp(prefix="crm-metrics-", dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(shutil.rmtree, path, True)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

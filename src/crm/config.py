@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     # Comma-separated origins allowed by CORS; empty: CORS stays off.
     cors_origins: str = ""
 
+    # --- operations (README, "Operating it") ---
+    # GET /metrics for Prometheus; off: no route and no per-request counting.
+    metrics_enabled: bool = True
+    # When set, /metrics answers only requests bearing it (`Authorization: Bearer <token>`).
+    metrics_token: str | None = None
+    # Traces are configured by the standard OTEL_* variables, read by crm.observability.tracing.
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
@@ -102,6 +109,7 @@ class Settings(BaseSettings):
         "jwt_audience",
         "order_service_url",
         "redis_url",
+        "metrics_token",
         mode="before",
     )
     @classmethod

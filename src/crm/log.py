@@ -2,7 +2,7 @@
 
 The request id and user id live in context variables set by the request middleware
 and the auth dependency, so any `log.info(...)` anywhere in a request carries them
-without being passed around.
+without being passed around; while tracing is on, so do the current span's trace_id and span_id.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -26,6 +27,17 @@ user_id_var: ContextVar[str | None] = ContextVar("user_id", default=None)
 _SECRET_KEYS = frozenset({"authorization", "token", "access_token", "password", "jwt", "secret"})
 
 
+# Set while traces are on (crm.observability.tracing): the current span's (trace_id, span_id),
+# or None outside any span. None when tracing is off, so that lines cost nothing more then.
+_trace_ids: Callable[[], tuple[str, str] | None] | None = None
+
+
+def set_trace_ids(reader: Callable[[], tuple[str, str] | None] | None) -> None:
+    """Have every log line carry the ids `reader` gives (None: stop)."""
+    global _trace_ids  # noqa: PLW0603 - one tracing setup per process
+    _trace_ids = reader
+
+
 def _add_context(_: Any, __: str, event: EventDict) -> EventDict:
     request_id = request_id_var.get()
     if request_id is not None:
@@ -33,6 +45,9 @@ def _add_context(_: Any, __: str, event: EventDict) -> EventDict:
     user_id = user_id_var.get()
     if user_id is not None:
         event.setdefault("user_id", user_id)
+    if _trace_ids is not None and (ids := _trace_ids()) is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
     return event
 
 
@@ -152,8 +167,11 @@ def log_request(user_id: str | None, method: str, path: str, status: int, durati
         f'{{"user_id": {_json_string(user_id)}, "method": {_json_string(method)}, "path": {_json_string(path)}, '
         f'"status": {int(status)}, "duration_ms": {float(duration_ms)!r}, "event": "request", "level": "info", '
         f'"logger": "crm.access", "timestamp": "{timestamp}"'
-        + ("}" if request_id is None else f', "request_id": {_json_string(request_id)}}}')
+        + ("" if request_id is None else f', "request_id": {_json_string(request_id)}')
     )
+    if _trace_ids is not None and (ids := _trace_ids()) is not None:
+        line += f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
+    line += "}"
     root = logging.getLogger()
     if len(root.handlers) == 1 and root.handlers[0] is _handler:
         _handler.access(line)

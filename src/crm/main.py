@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +34,9 @@ from crm.errors import install_error_handlers, problem_response
 from crm.interactions.router import routes as interactions_routes
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
+from crm.observability import metrics, tracing
+from crm.observability.pools import ObservedEnginePool, ObservedReadPool
+from crm.observability.router import routes as observability_routes
 from crm.orders.client import OrderServiceClient
 from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
@@ -93,11 +98,28 @@ async def ready(call: Call[Any, None]) -> Response:
 # each feature declares its own in that order, and orders' `/{id}/orders` cannot clash.
 ENDPOINTS: tuple[Endpoint, ...] = (
     *operations.endpoints,
+    *observability_routes.endpoints,
     *customers_routes.endpoints,
     *orders_routes.endpoints,
     *contacts_routes.endpoints,
     *interactions_routes.endpoints,
 )
+
+
+def _start_metrics(app: Starlette, settings: Settings) -> asyncio.Task[None]:
+    """Observe the pools (from outside: crm.db makes them) and publish the sampled figures."""
+    pools = (
+        ObservedEnginePool(app.state.engine, settings.db_pool_size + settings.db_max_overflow),
+        ObservedReadPool(app.state.read_pool, settings.db_pool_size),
+    )
+    app.state.read_pool = pools[1]
+    app.state.metrics = metrics.Publisher(pools, lambda: _breaker_open(app))
+    return asyncio.create_task(app.state.metrics.run(), name="crm-metrics")
+
+
+def _breaker_open(app: Starlette) -> bool:
+    client: OrderServiceClient | None = getattr(app.state, "order_client", None)
+    return client is not None and client.breaker.opened_at is not None
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
@@ -107,6 +129,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     url = database_url or settings.database_url
     if url is None:
         raise RuntimeError("no database configured: run through `crm serve` or set DATABASE_URL")
+    # Off (nothing of OpenTelemetry installed) unless OTEL_* names an exporter endpoint.
+    traces = tracing.Tracing(VERSION) if tracing.configured() else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -114,6 +138,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_pool = await create_read_pool(settings, url)
+        sampler = _start_metrics(app, settings) if settings.metrics_enabled else None
         # One pooled HTTP client for the Order Service per process; the breaker state lives
         # with it, so each worker process trips its own breaker.
         http = httpx.AsyncClient(
@@ -122,6 +147,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             follow_redirects=False,
         )
         app.state.order_client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
+        if traces is not None:
+            traces.start(http)
         # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
         # as the process: move it out of the collector's sight, so that full collections only
         # walk what requests allocate. Without this, each one walked the whole framework and
@@ -132,6 +159,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             yield
         finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+            if traces is not None:
+                traces.stop()
             await http.aclose()
             await app.state.rate_limiter.counter.close()
             await app.state.read_pool.close()
@@ -146,7 +179,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         return swagger_ui("/openapi.json", TITLE)
 
     middleware = [
-        # Outermost: it sees (and stamps) every response, CORS's own answers included.
+        # The request's span around everything, so that every line of the request is in it.
+        *(traces.middleware() if traces is not None else ()),
+        # Counts what the request middleware answers too (413, 431, the last-resort 500).
+        *((Middleware(metrics.RequestMetrics),) if settings.metrics_enabled else ()),
+        # It sees (and stamps) every response, CORS's own answers included.
         Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
     if settings.cors_origin_list:

@@ -13,6 +13,7 @@ from crm.api.endpoint import Endpoint
 from crm.api.routing import ShapeRouter, _key
 from crm.main import ENDPOINTS, create_app
 from crm.middleware import RequestContextMiddleware
+from crm.observability.metrics import RequestMetrics
 from tests.auth.support import make_settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.test_operations import unreachable_urls
@@ -40,8 +41,9 @@ def test_every_route_is_a_declared_endpoint(tmp_path: Path) -> None:
 def test_no_middleware_answers_requests_itself(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, jwt_secret=TEST_JWT_SECRET, cors_origins="https://staff.example")
     app = create_app(settings, database_url=unreachable_urls()[0])
-    # Only the request context (ids, limits, access log) and CORS sit in front of the routes.
-    assert [m.cls for m in app.user_middleware] == [RequestContextMiddleware, CORSMiddleware]
+    # Only the request metrics (they count), the request context (ids, limits, access log) and CORS
+    # sit in front of the routes.
+    assert [m.cls for m in app.user_middleware] == [RequestMetrics, RequestContextMiddleware, CORSMiddleware]
 
 
 def test_each_endpoint_is_found_by_its_own_path(tmp_path: Path) -> None:

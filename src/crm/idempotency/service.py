@@ -32,6 +32,7 @@ from crm.api import Call
 from crm.common.concurrency import etag
 from crm.errors import Conflict, ValidationFailed
 from crm.idempotency.models import IdempotencyKey
+from crm.observability.metrics import IDEMPOTENT_REPLAYS
 
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
@@ -97,6 +98,7 @@ async def run_once(
     if stored is not None:
         if stored.fingerprint != print_:
             raise ValidationFailed.field(HEADER, "was already used with a different request body")
+        IDEMPOTENT_REPLAYS.inc()
         return Answer(stored.status_code, stored.body, stored.headers).response(replayed=True)
 
     answer = await write()

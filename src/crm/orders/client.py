@@ -24,6 +24,7 @@ import structlog
 from pydantic import ValidationError
 
 from crm.errors import DomainError
+from crm.observability.metrics import BREAKER_OPENINGS, order_service_call
 from crm.orders.schemas import OrdersPage
 
 log = structlog.get_logger("crm.orders")
@@ -105,6 +106,7 @@ class CircuitBreaker:
         if was_trial or self.failures >= self.failure_threshold:
             if self.opened_at is None or was_trial:
                 log.warning("order service circuit opened", consecutive_failures=self.failures)
+                BREAKER_OPENINGS.inc()
             self.opened_at = time.monotonic()
 
     def record_neutral(self) -> None:
@@ -171,7 +173,12 @@ class OrderServiceClient:
         """
         if self._base_url is None:
             raise OrderServiceNotConfigured("the Order Service is not configured (ORDER_SERVICE_URL is unset)")
-        trial = self.breaker.before_call()
+        started = time.perf_counter()
+        try:
+            trial = self.breaker.before_call()
+        except CircuitOpen:
+            order_service_call("breaker_open", time.perf_counter() - started)
+            raise
         budget = (deadline - time.monotonic()) if deadline is not None else self.timeout
         try:
             if budget <= 0:
@@ -182,16 +189,19 @@ class OrderServiceClient:
             except TimeoutError:
                 raise OrderServiceTimeout(f"the Order Service did not answer within {self.timeout:g} s") from None
         except OrderServiceError as exc:
+            outcome = "timeout" if isinstance(exc, OrderServiceTimeout) else "error"
+            order_service_call(outcome, time.perf_counter() - started)
             if exc.counts_as_failure:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_neutral()
             raise
         except BaseException:
-            # Cancelled by our caller: neither a success nor the neighbour's fault.
+            # Cancelled by our caller: neither a success nor the neighbour's fault (nor counted).
             if trial:
                 self.breaker.release_trial()
             raise
+        order_service_call("ok", time.perf_counter() - started)
         self.breaker.record_success()
         return page
 

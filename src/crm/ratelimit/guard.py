@@ -7,6 +7,7 @@ from starlette.types import Scope
 from crm.auth.tokens import Principal
 from crm.errors import DomainError
 from crm.middleware import add_response_headers
+from crm.observability.metrics import RATE_LIMIT_REJECTIONS
 from crm.ratelimit.service import WINDOW_SECONDS, Decision, RateLimiter
 
 _POLICY = "per-user"
@@ -31,6 +32,7 @@ async def enforce_rate_limit(scope: Scope, limiter: RateLimiter, principal: Prin
     decision = await limiter.check(str(principal.user_id))
     headers = policy_headers(decision)
     if not decision.allowed:
+        RATE_LIMIT_REJECTIONS.inc()
         raise TooManyRequests(
             f"more than {decision.limit} requests in a minute; retry in {decision.reset_after} s",
             headers={**headers, "Retry-After": str(decision.reset_after)},
