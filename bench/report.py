@@ -67,6 +67,8 @@ class DatabaseRun:
     rss: list[int] = field(default_factory=list)  # peak per worker process, bytes
     connections: int = 32
     posted: Posted | None = None
+    # GET by id with metrics off, on, and with tracing (bench/run.py OBSERVABILITY_VARIANTS)
+    observability: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def output_path(results_dir: Path) -> Path:
@@ -134,6 +136,30 @@ def database_section(cases: list[Case], run: DatabaseRun) -> list[str]:
     lines.append("| target | measured | verdict |")
     lines.append("|---|---|---|")
     lines += [f"| {name} | {measured} | {verdict(met)} |" for name, measured, met in targets(cases, run)]
+    return [*lines, "", *observability_section(run)]
+
+
+def observability_section(run: DatabaseRun) -> list[str]:
+    """GET by id with metrics off and on and with tracing, each on a freshly started service."""
+    costs = run.observability
+    off = costs.get("metrics off")
+    if not costs or off is None:
+        return []
+    lines = [
+        "GET customer by id with the service's observability set each way (each on a freshly started service):",
+        "",
+        "| setting | requests/s | vs metrics off | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in costs.items():
+        lines.append(
+            f"| {name} | {r['rps']:.0f} | {r['rps'] / off['rps']:.0%} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['errors']} |"
+        )
+    on = costs.get("metrics on (the default)")
+    if on is not None:
+        met = on["rps"] >= 0.95 * off["rps"]
+        lines += ["", f"Metrics cost within 5% of metrics off: {verdict(met)} ({on['rps'] / off['rps']:.0%})."]
     return [*lines, ""]
 
 

@@ -40,7 +40,7 @@ from bench.cases import Case, all_cases  # noqa: E402
 BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
 SECRET = "bench-secret-" + "b" * 40
-SERVICE_PORT, BASELINE_PORT, ORDERS_PORT = 8310, 8311, 8312
+SERVICE_PORT, BASELINE_PORT, ORDERS_PORT, OTLP_PORT = 8310, 8311, 8312, 8313
 SERVICE, BASELINE = f"http://127.0.0.1:{SERVICE_PORT}", f"http://127.0.0.1:{BASELINE_PORT}"
 EMBEDDED = "embedded"
 TABLES = ("customers", "contacts", "interactions")
@@ -225,7 +225,8 @@ def record_load(data_dir: Path, key: str, load: report.Load) -> None:
 
 def service_env(db: Database, args: argparse.Namespace) -> dict[str, str]:
     return {
-        **os.environ,
+        # Tracing only where a case asks for it (observability_costs).
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "DATABASE_URL": db.url,
         "CRM_DATA_DIR": str(args.data_dir),
         "JWT_SECRET": SECRET,
@@ -459,6 +460,11 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
             )
         sampler.stopped.set()
         run.rss = [peak for pid, peak in sampler.peak.items() if pid != service.pid]
+        by_id = next((c for c in cases if c.target == "by_id"), None)
+        if by_id is not None and not args.only:
+            service.send_signal(signal.SIGTERM)
+            service.wait(30)
+            service = observability_costs(by_id, db, args, wrk, token, tmp, env, service_log, run)
     except BaseException:
         log(f"the service's log is in {tmp / 'service.log'}")
         raise
@@ -474,6 +480,58 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
         asyncio.run(remove_posted(db.url))
     shutil.rmtree(tmp, ignore_errors=True)
     return cases, run
+
+
+# GET by id with the service's observability set each way (issue 14: metrics cost within 5%).
+OBSERVABILITY_VARIANTS: list[tuple[str, dict[str, str]]] = [
+    ("metrics off", {"METRICS_ENABLED": "false"}),
+    ("metrics on (the default)", {"METRICS_ENABLED": "true"}),
+    (
+        "metrics on, every request traced",
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{OTLP_PORT}", "OTEL_TRACES_SAMPLER": "always_on"},
+    ),
+    (
+        "metrics on, 10% of requests traced",
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{OTLP_PORT}",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        },
+    ),
+]
+
+
+def observability_costs(
+    case: Case,
+    db: Database,
+    args: argparse.Namespace,
+    wrk: str,
+    token: str,
+    tmp: Path,
+    env: dict[str, str],
+    service_log: Any,
+    run: report.DatabaseRun,
+) -> subprocess.Popen[bytes]:
+    """GET by id once per OBSERVABILITY_VARIANTS, each on a freshly started service; returns the
+    last service (the caller stops it)."""
+    serve = [str(BIN / "crm"), "serve", "--port", str(SERVICE_PORT), "--workers", str(args.workers)]
+    sink_command = [str(BIN / "uvicorn"), "bench.otlp_sink:app", "--port", str(OTLP_PORT), "--log-level", "warning"]
+    sink = start([*sink_command, "--no-access-log"], env, subprocess.DEVNULL)
+    service: subprocess.Popen[bytes] | None = None
+    try:
+        for name, extra in OBSERVABILITY_VARIANTS:
+            if service is not None:
+                service.send_signal(signal.SIGTERM)
+                service.wait(30)
+            service = start(serve, {**env, **extra}, service_log)
+            wait_ready(f"{SERVICE}/ready")
+            r = run.observability[name] = measure(case, db, args, wrk, token, tmp)
+            log(f"{db.label} | GET by id, {name}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} ms")
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(20)
+    assert service is not None
+    return service
 
 
 def measure(case: Case, db: Database, args: argparse.Namespace, wrk: str, token: str, tmp: Path) -> dict[str, Any]:
