@@ -2,7 +2,8 @@
 
 Written by the services in the transaction of the change (crm.history.service). No foreign
 keys, so entries outlive purged and erased records. Read by customer and by user, newest
-first, with a keyset cursor on (at, id): one index for each of those walks and one for all.
+first, with a keyset cursor on (at, id): one index for each of those walks, one for one action
+(the rare ones: deletes, restores, erasures) and one for all.
 
 Revision ID: 7b2e9d41c0a8
 Revises: 4f1d2a9c7e35
@@ -44,6 +45,7 @@ def upgrade() -> None:
     op.create_index("ix_history_customer_id_at_id", "history", ["customer_id", "at", "id"])
     op.create_index("ix_history_actor_user_id_at_id", "history", ["actor_user_id", "at", "id"])
     op.create_index("ix_history_at_id", "history", ["at", "id"])
+    op.create_index("ix_history_action_at_id", "history", ["action", "at", "id"])
 
 
 def downgrade() -> None:
