@@ -31,6 +31,7 @@ from crm.customers.router import routes as customers_routes
 from crm.db.reads import create_read_pool
 from crm.db.transaction import create_engine, create_sessionmaker
 from crm.errors import install_error_handlers, problem_response
+from crm.history.router import routes as history_routes
 from crm.interactions.router import routes as interactions_routes
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
@@ -103,6 +104,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *orders_routes.endpoints,
     *contacts_routes.endpoints,
     *interactions_routes.endpoints,
+    *history_routes.endpoints,
 )
 
 

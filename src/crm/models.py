@@ -4,6 +4,7 @@ from crm.contacts.models import Contact
 from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
 from crm.db.models import Base
+from crm.history.models import HistoryEntry
 from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction
@@ -13,6 +14,7 @@ __all__ = [
     "Contact",
     "Customer",
     "CustomerSegmentCount",
+    "HistoryEntry",
     "IdempotencyKey",
     "Interaction",
     "InteractionDailyCount",

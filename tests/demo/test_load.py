@@ -43,6 +43,21 @@ async def test_a_bulk_load_puts_every_index_and_constraint_back_and_the_roll_ups
         "SELECT count(*) FROM interactions i LEFT JOIN customers c ON c.id = i.customer_id WHERE c.id IS NULL"
     )
     assert orphans == 0
+    # Each loaded record has its `created` entry, as one written through the API would.
+    entries = {r["entity"]: r["n"] for r in await db.fetch("SELECT entity, count(*) AS n FROM history GROUP BY 1")}
+    assert entries == {
+        "customer": plan.customers,
+        "contact": await db.fetchval("SELECT count(*) FROM contacts"),
+        "interaction": await db.fetchval("SELECT count(*) FROM interactions"),
+    }
+    mismatched = await db.fetchval(
+        """
+        SELECT count(*) FROM customers c JOIN history h ON h.entity_id = c.id
+        WHERE h.action <> 'created' OR h.at <> c.created_at OR h.customer_id <> c.id
+           OR h.changes -> 'email' ->> 'new' <> c.email OR h.actor_user_id <> c.owner_id
+        """
+    )
+    assert mismatched == 0
 
     segments = (await client.get("/api/customers/segments", headers=admin)).json()
     by_status = {r["status"]: r["n"] for r in await db.fetch("SELECT status, count(*) AS n FROM customers GROUP BY 1")}

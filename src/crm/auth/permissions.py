@@ -13,14 +13,16 @@ class Scope(StrEnum):
     own = "own"  # only records the user authored (interactions.user_id)
 
 
-Resource = Literal["customers", "contacts", "interactions"]
+Resource = Literal["customers", "contacts", "interactions", "history"]
 Action = Literal["read", "create", "update", "delete"]
 
 _FULL: dict[Action, Scope] = dict.fromkeys(("read", "create", "update", "delete"), Scope.all)
 
 PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
-    "admin": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL},
-    "manager": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL},
+    # History is append-only: "read" is the only action it has. A customer's own history is
+    # read with "customers" "read"; the global list (every change by anyone) needs this.
+    "admin": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL, "history": {"read": Scope.all}},
+    "manager": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL, "history": {"read": Scope.all}},
     "employee": {
         "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all},
         "contacts": {"read": Scope.all, "create": Scope.all, "update": Scope.all},

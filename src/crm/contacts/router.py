@@ -18,6 +18,7 @@ from crm.common.types import SearchText
 from crm.contacts import service
 from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, ContactWithCustomer, CustomerSummary
+from crm.history import service as history
 from crm.idempotency import service as idempotency
 
 routes = Routes("/api/contacts", tag="contacts")
@@ -114,9 +115,10 @@ async def get_contact(call: Call[ContactPath, None]) -> Response:
 )
 async def create_contact(call: Call[CreateHeaders, ContactCreate]) -> Response:
     body = call.body
+    actor = history.Actor.of(call.user)
 
     async def write() -> idempotency.Answer:
-        contact = await service.create_contact(call.session, body)
+        contact = await service.create_contact(call.session, body, actor)
         return idempotency.created(ContactOut.model_validate(contact), f"/api/contacts/{contact.id}", contact.version)
 
     return await idempotency.create_once(call, write)
@@ -133,7 +135,8 @@ async def create_contact(call: Call[CreateHeaders, ContactCreate]) -> Response:
 )
 async def set_primary(call: Call[WriteParams, None]) -> Response:
     params = call.params
-    return _contact(await service.set_primary(call.session, params.contact_id, parse_if_match(params.if_match)))
+    actor = history.Actor.of(call.user)
+    return _contact(await service.set_primary(call.session, params.contact_id, actor, parse_if_match(params.if_match)))
 
 
 @routes.put(
@@ -148,7 +151,9 @@ async def set_primary(call: Call[WriteParams, None]) -> Response:
 )
 async def update_contact(call: Call[WriteParams, ContactUpdate]) -> Response:
     params = call.params
-    contact = await service.update_contact(call.session, params.contact_id, call.body, parse_if_match(params.if_match))
+    contact = await service.update_contact(
+        call.session, params.contact_id, call.body, history.Actor.of(call.user), parse_if_match(params.if_match)
+    )
     return _contact(contact)
 
 
@@ -162,5 +167,8 @@ async def update_contact(call: Call[WriteParams, ContactUpdate]) -> Response:
     database="transaction",
 )
 async def delete_contact(call: Call[WriteParams, None]) -> Response:
-    await service.delete_contact(call.session, call.params.contact_id, parse_if_match(call.params.if_match))
+    params = call.params
+    await service.delete_contact(
+        call.session, params.contact_id, history.Actor.of(call.user), parse_if_match(params.if_match)
+    )
     return Response(status_code=204)

@@ -24,6 +24,7 @@ from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactCreate, ContactFields, ContactUpdate, NestedContactUpsert
 from crm.customers.models import Customer
 from crm.errors import FieldError, NotFound, ValidationFailed
+from crm.history import service as history
 
 _PRIMARY_INDEX = "uq_contacts_one_primary_per_customer"
 
@@ -119,10 +120,13 @@ def new_contacts_for_new_customer(customer_id: UUID, items: Sequence[ContactFiel
     ]
 
 
-async def upsert_nested(session: AsyncSession, customer_id: UUID, entries: Sequence[NestedContactUpsert]) -> None:
+async def upsert_nested(
+    session: AsyncSession, customer_id: UUID, entries: Sequence[NestedContactUpsert], changes: history.Changes
+) -> None:
     """Apply `contacts` of a customer update. The caller holds the customer's row lock."""
     marked = check_nested(entries)
     siblings = await contacts_of(session, customer_id)
+    changes.watch(*siblings)
     existing = {c.id: c for c in siblings}
     for i, entry in enumerate(entries):
         if entry.id is None:
@@ -152,12 +156,12 @@ async def upsert_nested(session: AsyncSession, customer_id: UUID, entries: Seque
 
     now = await queries.now(session) if new_positions else None
     for i, entry in enumerate(entries):
-        changes = entry.changes()
-        changes.pop("id", None)
-        changes.pop("is_primary", None)
+        fields = entry.changes()
+        fields.pop("id", None)
+        fields.pop("is_primary", None)
         if entry.id is not None:
             contact = existing[entry.id]
-            for name, value in changes.items():
+            for name, value in fields.items():
                 setattr(contact, name, value)
         else:
             assert now is not None
@@ -166,9 +170,10 @@ async def upsert_nested(session: AsyncSession, customer_id: UUID, entries: Seque
                 is_primary=i == chosen,
                 created_at=_in_listed_order(now, new_positions.index(i)),
                 updated_at=now,
-                **changes,
+                **fields,
             )
             session.add(contact)
+            changes.created(contact)  # its entry is made from its values after the flush
     if isinstance(chosen, Contact):
         chosen.is_primary = True
     await _flush(session)
@@ -199,15 +204,19 @@ async def list_for_customer(session: AsyncSession, customer_id: UUID) -> list[Co
     return found
 
 
-async def create_contact(session: AsyncSession, data: ContactCreate) -> Contact:
+async def create_contact(session: AsyncSession, data: ContactCreate, actor: history.Actor) -> Contact:
     await lock_customer(session, data.customer_id)
     siblings = await contacts_of(session, data.customer_id)
+    changes = history.Changes(actor)
+    changes.watch(*siblings)
     primary = data.is_primary or not siblings  # a customer's first contact is its primary
     if primary:
         await _demote_primary(session, siblings)
     contact = Contact(**data.model_dump(exclude={"is_primary"}), is_primary=primary)
     session.add(contact)
     await _flush(session)
+    changes.created(contact)
+    await changes.write(session)
     return contact
 
 
@@ -229,9 +238,15 @@ async def _locked_contact(
 
 
 async def update_contact(
-    session: AsyncSession, contact_id: UUID, data: ContactUpdate, precondition: Precondition | None = None
+    session: AsyncSession,
+    contact_id: UUID,
+    data: ContactUpdate,
+    actor: history.Actor,
+    precondition: Precondition | None = None,
 ) -> Contact:
     contact, siblings = await _locked_contact(session, contact_id, precondition)
+    made = history.Changes(actor)
+    made.watch(*siblings)
     changes = data.changes()
     new_customer = changes.pop("customer_id", None)
     if "customer_id" in data.model_fields_set and new_customer != contact.customer_id:
@@ -245,25 +260,37 @@ async def update_contact(
     for name, value in changes.items():
         setattr(contact, name, value)
     await _flush(session)
+    await made.write(session)
     return contact
 
 
-async def set_primary(session: AsyncSession, contact_id: UUID, precondition: Precondition | None = None) -> Contact:
+async def set_primary(
+    session: AsyncSession, contact_id: UUID, actor: history.Actor, precondition: Precondition | None = None
+) -> Contact:
     contact, siblings = await _locked_contact(session, contact_id, precondition)
     if not contact.is_primary:  # idempotent: the primary stays as it is, version included
+        changes = history.Changes(actor)
+        changes.watch(*siblings)
         await _demote_primary(session, siblings, keep=contact)
         contact.is_primary = True
         await _flush(session)
+        await changes.write(session)
     return contact
 
 
-async def delete_contact(session: AsyncSession, contact_id: UUID, precondition: Precondition | None = None) -> None:
-    contact, _ = await _locked_contact(session, contact_id, precondition)
+async def delete_contact(
+    session: AsyncSession, contact_id: UUID, actor: history.Actor, precondition: Precondition | None = None
+) -> None:
+    contact, siblings = await _locked_contact(session, contact_id, precondition)
+    changes = history.Changes(actor)
+    changes.watch(*siblings)
+    changes.deleted(contact)
     was_primary = contact.is_primary
     await session.delete(contact)
     await _flush(session)
     if was_primary:
         await _promote_oldest(session, contact.customer_id)
+    await changes.write(session)
 
 
 async def search_contacts(

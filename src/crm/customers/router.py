@@ -28,6 +28,7 @@ from crm.customers.schemas import (
     CustomerUpdate,
     Segments,
 )
+from crm.history import service as history
 from crm.idempotency import service as idempotency
 
 routes = Routes("/api/customers", tag="customers")
@@ -159,10 +160,10 @@ async def get_customer(call: Call[CustomerPath, None]) -> Response:
 )
 async def create_customer(call: Call[CreateHeaders, CustomerCreate]) -> Response:
     body = call.body
-    user_id = call.user.user_id
+    actor = history.Actor.of(call.user)
 
     async def write() -> idempotency.Answer:
-        view = await service.create_customer(call.session, body, user_id)
+        view = await service.create_customer(call.session, body, actor)
         return idempotency.created(_detail(view), f"/api/customers/{view.customer.id}", view.customer.version)
 
     return await idempotency.create_once(call, write)
@@ -180,7 +181,9 @@ async def create_customer(call: Call[CreateHeaders, CustomerCreate]) -> Response
 )
 async def update_customer(call: Call[WriteParams, CustomerUpdate]) -> Response:
     params = call.params
-    view = await service.update_customer(call.session, params.customer_id, call.body, parse_if_match(params.if_match))
+    view = await service.update_customer(
+        call.session, params.customer_id, call.body, history.Actor.of(call.user), parse_if_match(params.if_match)
+    )
     return json_response(_detail(view).model_dump_json(by_alias=True), headers={"ETag": etag(view.customer.version)})
 
 
@@ -194,5 +197,8 @@ async def update_customer(call: Call[WriteParams, CustomerUpdate]) -> Response:
     database="transaction",
 )
 async def delete_customer(call: Call[WriteParams, None]) -> Response:
-    await service.delete_customer(call.session, call.params.customer_id, parse_if_match(call.params.if_match))
+    params = call.params
+    await service.delete_customer(
+        call.session, params.customer_id, history.Actor.of(call.user), parse_if_match(params.if_match)
+    )
     return Response(status_code=204)

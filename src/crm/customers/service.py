@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import bindparam, func, insert
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
@@ -21,8 +21,8 @@ from crm.customers import aggregates, queries
 from crm.customers import search as customer_search
 from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerUpdate
-from crm.db.reads import DriverStatement
 from crm.errors import Conflict, NotFound, ValidationFailed
+from crm.history import service as history
 
 _TIMESTAMPS = frozenset({"created_at", "updated_at"})
 
@@ -181,49 +181,41 @@ def _new_customer(data: CustomerCreate, creator_id: UUID) -> dict[str, Any]:
     return {**data.model_dump(exclude={"contacts", "owner_id"}), "owner_id": data.owner_id or creator_id}
 
 
-async def create_customer(session: AsyncSession, data: CustomerCreate, creator_id: UUID) -> CustomerView:
+async def create_customer(session: AsyncSession, data: CustomerCreate, actor: history.Actor) -> CustomerView:
+    """The customer (and the contacts sent with it); its owner is the actor unless named."""
+    assert actor.user_id is not None
     contacts.check_nested(data.contacts)
-    customer = Customer(**_new_customer(data, creator_id))
+    customer = Customer(**_new_customer(data, actor.user_id))
     session.add(customer)
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
+    changes = history.Changes(actor)
+    changes.created(customer)
     new_contacts = contacts.new_contacts_for_new_customer(customer.id, data.contacts, customer.created_at)
     if not new_contacts:
+        await changes.write(session)
         # Nothing else can have contacts of a customer this transaction has not committed yet.
         return CustomerView(customer, None, [])
     session.add_all(new_contacts)
     await db_errors.flush(session, {})
+    for contact in new_contacts:
+        changes.created(contact)
+    await changes.write(session)
     return await _with_contacts(session, customer)
 
 
-# INSERT ... RETURNING for a customer sent without contacts: one statement, so in autocommit it
-# is the request's whole transaction (the segment counters' trigger runs inside it).
-_INSERT_CUSTOMER = DriverStatement.of(
-    insert(Customer)
-    .values({name: bindparam(name) for name in CustomerCreate.model_fields if name != "contacts"})
-    .returning(*(getattr(Customer, name) for name in queries.CUSTOMER_FIELDS))
-)
-
-
-async def insert_customer(connection: asyncpg.Connection, data: CustomerCreate, creator_id: UUID) -> dict[str, Any]:
-    """Create a customer without contacts on a driver connection in autocommit; the new row
-    as CustomerOut's fields. A taken email is the same Conflict as create_customer's."""
-    if data.contacts:
-        raise ValueError("a customer with contacts is created by create_customer, in one transaction")
-    try:
-        rows = await _INSERT_CUSTOMER.fetch(connection, _new_customer(data, creator_id))
-    except asyncpg.UniqueViolationError as error:
-        if error.constraint_name == _EMAIL_INDEX:
-            raise _duplicate_email() from None
-        raise
-    return dict(rows[0])
-
-
 async def update_customer(
-    session: AsyncSession, customer_id: UUID, data: CustomerUpdate, precondition: Precondition | None = None
+    session: AsyncSession,
+    customer_id: UUID,
+    data: CustomerUpdate,
+    actor: history.Actor,
+    precondition: Precondition | None = None,
 ) -> CustomerView:
     customer = await contacts.lock_customer(session, customer_id)
     if precondition is not None:
         precondition.check(customer.version)
+    changes_made = history.Changes(actor)
+    changes_made.watch(customer)
+    version = customer.version
     changes = data.changes()
     nested = data.contacts if "contacts" in changes else None
     changes.pop("contacts", None)
@@ -233,19 +225,29 @@ async def update_customer(
         setattr(customer, name, value.value if hasattr(value, "value") else value)
     await db_errors.flush(session, {_EMAIL_INDEX: _duplicate_email()})
     if nested:
-        await contacts.upsert_nested(session, customer.id, nested)
+        await contacts.upsert_nested(session, customer.id, nested, changes_made)
+    if changes_made.changed() and customer.version == version:
         # The customer's representation includes its contacts, so its ETag must move too:
         # touching the row bumps the version, and a second writer with the old tag gets 412.
+        # Only when a contact did change (an unchanged form moves nothing), and once.
         customer.updated_at = func.now()
         await session.flush()
         await session.refresh(customer, ["updated_at"])
+    await changes_made.write(session)
     return await _with_contacts(session, customer)
 
 
-async def delete_customer(session: AsyncSession, customer_id: UUID, precondition: Precondition | None = None) -> None:
+async def delete_customer(
+    session: AsyncSession, customer_id: UUID, actor: history.Actor, precondition: Precondition | None = None
+) -> None:
     customer = await contacts.lock_customer(session, customer_id)
     if precondition is not None:
         precondition.check(customer.version)
-    # Contacts and interactions go with it through ON DELETE CASCADE.
+    changes = history.Changes(actor)
+    # Contacts and interactions go with it through ON DELETE CASCADE: each gets its own
+    # `deleted` entry, so a reader (or an event consumer) of a contact learns it is gone.
+    await changes.children_deleted(session, customer.id)
+    changes.deleted(customer)
     await session.delete(customer)
     await session.flush()
+    await changes.write(session)

@@ -6,10 +6,12 @@ same data, and chunks could be generated in any order or in parallel.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from crm.demo import names as n
@@ -60,6 +62,20 @@ INTERACTION_COLUMNS = (
     "updated_at",
     "version",
 )
+HISTORY_COLUMNS = (
+    "id",
+    "at",
+    "entity",
+    "entity_id",
+    "customer_id",
+    "action",
+    "actor_user_id",
+    "actor_role",
+    "version",
+    "changes",
+)
+# As crm.history.service leaves them out of `changes`: the entry itself carries them.
+_NOT_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
 
 # Realistic skew: most customers are active or paying; few are inactive.
 STATUSES = (("active", 40), ("customer", 28), ("lead", 14), ("prospect", 11), ("inactive", 7))
@@ -77,6 +93,7 @@ class Chunk:
     customers: list[tuple[Any, ...]] = field(default_factory=list)
     contacts: list[tuple[Any, ...]] = field(default_factory=list)
     interactions: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def user_ids(seed: int) -> list[uuid.UUID]:
@@ -113,6 +130,48 @@ def _phone(rng: random.Random, ukrainian: bool) -> str:
     return f"+44 7{rng.randrange(10**9):09d}"
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+@cache
+def _fields(columns: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    return tuple((i, name) for i, name in enumerate(columns) if name not in _NOT_FIELDS)
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _created(
+    rng: random.Random,
+    entity: str,
+    columns: tuple[str, ...],
+    row: tuple[Any, ...],
+    customer_id: uuid.UUID,
+    actor: uuid.UUID,
+) -> tuple[Any, ...]:
+    """The `created` history entry of a generated row, as crm.history.service writes one:
+    every field set, with old null, at the moment the row was created (rows start with their
+    id; each of the three column lists has created_at)."""
+    changes = {name: {"old": None, "new": _json_value(row[i])} for i, name in _fields(columns) if row[i] is not None}
+    return (
+        uuid.UUID(int=rng.getrandbits(128), version=4),
+        row[columns.index("created_at")],
+        entity,
+        row[0],
+        customer_id,
+        "created",
+        actor,
+        "manager",
+        1,
+        _dumps(changes),
+    )
+
+
 def generate_chunk(
     seed: int,
     chunk_no: int,
@@ -123,6 +182,8 @@ def generate_chunk(
     users: list[uuid.UUID],
 ) -> Chunk:
     rng = random.Random(f"{seed}-{chunk_no}")  # noqa: S311
+    # History ids from their own stream, so the records stay what they were before history.
+    history_rng = random.Random(f"history-{seed}-{chunk_no}")  # noqa: S311
     chunk = Chunk()
     statuses = _weighted(rng, STATUSES, count)
     types = _weighted(rng, TYPES, count)
@@ -168,6 +229,9 @@ def generate_chunk(
                 1,
             )
         )
+        chunk.history.append(
+            _created(history_rng, "customer", CUSTOMER_COLUMNS, chunk.customers[-1], customer_id, owner)
+        )
         contact_ids: list[uuid.UUID] = []
         for k in range(max(0, _count(rng, contacts_per_customer))):
             contact_id = uuid.UUID(int=rng.getrandbits(128), version=4)
@@ -188,6 +252,9 @@ def generate_chunk(
                     1,
                 )
             )
+            chunk.history.append(
+                _created(history_rng, "contact", CONTACT_COLUMNS, chunk.contacts[-1], customer_id, owner)
+            )
             contact_ids.append(contact_id)
         kinds = _weighted(rng, INTERACTION_TYPES, max(0, _count(rng, interactions_per_customer)))
         for kind in kinds:
@@ -207,4 +274,6 @@ def generate_chunk(
                     1,
                 )
             )
+            row = chunk.interactions[-1]
+            chunk.history.append(_created(history_rng, "interaction", INTERACTION_COLUMNS, row, customer_id, row[3]))
     return chunk

@@ -23,12 +23,13 @@ import asyncpg
 from crm.demo.generate import (
     CONTACT_COLUMNS,
     CUSTOMER_COLUMNS,
+    HISTORY_COLUMNS,
     INTERACTION_COLUMNS,
     generate_chunk,
     user_ids,
 )
 
-TABLES = ("customers", "contacts", "interactions")
+TABLES = ("customers", "contacts", "interactions", "history")
 CHUNK = 5_000
 
 
@@ -91,6 +92,8 @@ def _load_chunk(job: tuple[int, int, int]) -> tuple[int, int, int]:
             await conn.copy_records_to_table("customers", records=chunk.customers, columns=CUSTOMER_COLUMNS)
             await conn.copy_records_to_table("contacts", records=chunk.contacts, columns=CONTACT_COLUMNS)
             await conn.copy_records_to_table("interactions", records=chunk.interactions, columns=INTERACTION_COLUMNS)
+            # A `created` entry for each record, as a write through the API would have left.
+            await conn.copy_records_to_table("history", records=chunk.history, columns=HISTORY_COLUMNS)
 
     _worker_state["loop"].run_until_complete(copy())
     return len(chunk.customers), len(chunk.contacts), len(chunk.interactions)
@@ -259,7 +262,15 @@ def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], sa
         # VACUUM sets the visibility map that index-only scans need (deep list pages walk the
         # sort index only); on a fresh load it is quick, and autovacuum would do it later.
         await _run_all(
-            plan.dsn, ["VACUUM (ANALYZE) customers", "VACUUM (ANALYZE) contacts", "ANALYZE interactions"], workers, say
+            plan.dsn,
+            [
+                "VACUUM (ANALYZE) customers",
+                "VACUUM (ANALYZE) contacts",
+                "ANALYZE interactions",
+                "ANALYZE history",
+            ],
+            workers,
+            say,
         )
         phase("done")
 

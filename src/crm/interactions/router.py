@@ -21,6 +21,7 @@ from crm.common.search import normalize_query
 from crm.common.types import SearchText
 from crm.contacts.schemas import CustomerSummary
 from crm.customers.models import Customer
+from crm.history import service as history
 from crm.idempotency import service as idempotency
 from crm.interactions import service
 from crm.interactions.models import Interaction, InteractionType
@@ -206,10 +207,10 @@ async def get_interaction(call: Call[InteractionPath, None]) -> Response:
 )
 async def create_interaction(call: Call[CreateHeaders, InteractionCreate]) -> Response:
     body = call.body
-    user_id = call.user.user_id
+    actor = history.Actor.of(call.user)
 
     async def write() -> idempotency.Answer:
-        interaction = await service.create_interaction(call.session, body, user_id)
+        interaction = await service.create_interaction(call.session, body, actor)
         location = f"/api/interactions/{interaction.id}"
         return idempotency.created(InteractionOut.model_validate(interaction), location, interaction.version)
 
@@ -229,7 +230,12 @@ async def create_interaction(call: Call[CreateHeaders, InteractionCreate]) -> Re
 async def update_interaction(call: Call[WriteParams, InteractionUpdate]) -> Response:
     params = call.params
     interaction = await service.update_interaction(
-        call.session, params.interaction_id, call.body, call.user.own_only, parse_if_match(params.if_match)
+        call.session,
+        params.interaction_id,
+        call.body,
+        call.user.own_only,
+        history.Actor.of(call.user),
+        parse_if_match(params.if_match),
     )
     return _interaction(interaction)
 
@@ -246,6 +252,10 @@ async def update_interaction(call: Call[WriteParams, InteractionUpdate]) -> Resp
 async def delete_interaction(call: Call[WriteParams, None]) -> Response:
     params = call.params
     await service.delete_interaction(
-        call.session, params.interaction_id, call.user.own_only, parse_if_match(params.if_match)
+        call.session,
+        params.interaction_id,
+        call.user.own_only,
+        history.Actor.of(call.user),
+        parse_if_match(params.if_match),
     )
     return Response(status_code=204)

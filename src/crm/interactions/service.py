@@ -20,6 +20,7 @@ from crm.common.concurrency import Precondition
 from crm.common.pagination import Cursor, PageParams, SortOrder
 from crm.customers.models import Customer
 from crm.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from crm.history import service as history
 from crm.interactions import aggregates, queries
 from crm.interactions.models import Interaction, InteractionType
 from crm.interactions.queries import InteractionFilters
@@ -188,16 +189,20 @@ async def get_with_customer(session: AsyncSession, interaction_id: UUID) -> tupl
 # --- writes ---
 
 
-async def create_interaction(session: AsyncSession, data: InteractionCreate, author_id: UUID) -> Interaction:
+async def create_interaction(session: AsyncSession, data: InteractionCreate, actor: history.Actor) -> Interaction:
+    """A new interaction, authored by the actor."""
     await _require_customer(session, data.customer_id)
     if data.contact_id is not None:
         await _require_contact_of(session, data.customer_id, data.contact_id)
     # An absent date is left to the column default (the transaction's now()).
     fields = data.model_dump(exclude_none=True)
     fields["type"] = data.type.value
-    interaction = Interaction(**fields, user_id=author_id)
+    interaction = Interaction(**fields, user_id=actor.user_id)
     session.add(interaction)
     await _flush(session, data.customer_id)
+    changes = history.Changes(actor)
+    changes.created(interaction)
+    await changes.write(session)
     return interaction
 
 
@@ -228,10 +233,13 @@ async def update_interaction(
     interaction_id: UUID,
     data: InteractionUpdate,
     author_only: UUID | None,
+    actor: history.Actor,
     precondition: Precondition | None = None,
 ) -> Interaction:
     """Apply a partial update; `author_only` restricts it to interactions that user recorded."""
     interaction = await _locked(session, interaction_id, author_only, precondition)
+    made = history.Changes(actor)
+    made.watch(interaction)
     changes = data.changes()
     new_customer = changes.pop("customer_id", None)
     if "customer_id" in data.model_fields_set and new_customer != interaction.customer_id:
@@ -244,6 +252,7 @@ async def update_interaction(
     for name, value in changes.items():
         setattr(interaction, name, value)
     await _flush(session, interaction.customer_id)
+    await made.write(session)
     return interaction
 
 
@@ -251,8 +260,12 @@ async def delete_interaction(
     session: AsyncSession,
     interaction_id: UUID,
     author_only: UUID | None,
+    actor: history.Actor,
     precondition: Precondition | None = None,
 ) -> None:
     interaction = await _locked(session, interaction_id, author_only, precondition, for_delete=True)
+    changes = history.Changes(actor)
+    changes.deleted(interaction)
     await session.delete(interaction)
     await session.flush()
+    await changes.write(session)

@@ -1,0 +1,250 @@
+"""Writing history: one entry per changed record, in the transaction of the change.
+
+The services call this after their last flush, while they still hold the row locks of the
+records they changed (see each service's module doc): an entry is written only for a change
+that was made, and rolls back with it. Old and new values are the ones the service held in
+hand before and after the change, so they are exact: what the next reader of the row sees.
+The events issue's outbox row can be written beside each entry from the same `Entry` values.
+
+Use: `changes = history.Changes(actor)`; `changes.watch(record, ...)` before modifying
+existing records; `changes.created(record)` / `changes.deleted(record)` for the others;
+`await changes.write(session)` after the last flush.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from sqlalchemy import Integer, String, cast, insert, inspect, literal, select, union_all
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
+
+from crm.auth.guard import Grant
+from crm.common.pagination import Cursor, SortOrder
+from crm.contacts.models import Contact
+from crm.customers.models import Customer
+from crm.db.models import Base
+from crm.errors import NotFound, ValidationFailed
+from crm.history import queries
+from crm.history.models import HistoryAction, HistoryEntity, HistoryEntry
+from crm.history.schemas import HistoryPage, at_text
+from crm.interactions.models import Interaction
+from crm.log import request_id_var
+
+# The entry itself says these: entity_id, version and at.
+_NOT_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
+
+_ENTITIES: dict[type[Base], HistoryEntity] = {
+    Customer: HistoryEntity.customer,
+    Contact: HistoryEntity.contact,
+    Interaction: HistoryEntity.interaction,
+}
+
+
+_INSERT = insert(HistoryEntry.__table__)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: the caller's user id and role as the token said them."""
+
+    user_id: UUID | None
+    role: str | None
+
+    @classmethod
+    def of(cls, grant: Grant) -> Actor:
+        return cls(grant.user_id, grant.principal.role)
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON: UUIDs and moments as strings, enums as their values."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def fields_of(record: Base) -> dict[str, Any]:
+    """The record's field values as history compares them (JSON-ready)."""
+    return {
+        attr.key: _plain(getattr(record, attr.key))
+        for attr in inspect(type(record)).column_attrs
+        if attr.key not in _NOT_FIELDS
+    }
+
+
+def _customer_of(record: Base) -> UUID:
+    customer_id: UUID = record.id if isinstance(record, Customer) else record.customer_id  # type: ignore[attr-defined]
+    return customer_id
+
+
+@dataclass(slots=True)
+class Changes:
+    """The records one request changes, and the history entries that follow from them."""
+
+    actor: Actor
+    _watched: dict[int, tuple[Base, dict[str, Any]]] = field(default_factory=dict)
+    _created: list[Base] = field(default_factory=list)
+    _deleted: list[tuple[Base, int]] = field(default_factory=list)
+
+    def watch(self, *records: Base) -> None:
+        """Remember the records' values before this request changes any of them."""
+        for record in records:
+            self._watched.setdefault(id(record), (record, fields_of(record)))
+
+    def created(self, record: Base) -> None:
+        self._created.append(record)
+
+    def deleted(self, record: Base) -> None:
+        """Call before the delete is flushed: the entry's version follows the last one the record had."""
+        self._watched.pop(id(record), None)
+        self._deleted.append((record, record.version))  # type: ignore[attr-defined]
+
+    def changed(self) -> bool:
+        """Whether any entry would be written (so far)."""
+        return bool(self.rows())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The entries, in the order the changes were registered (creations, updates, deletes)."""
+        request_id = request_id_var.get()
+
+        def row(record: Base, action: HistoryAction, version: int, changes: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "entity": _ENTITIES[type(record)].value,
+                "entity_id": record.id,  # type: ignore[attr-defined]
+                "customer_id": _customer_of(record),
+                "action": action.value,
+                "actor_user_id": self.actor.user_id,
+                "actor_role": self.actor.role,
+                "request_id": request_id,
+                "version": version,
+                "changes": changes,
+            }
+
+        rows = []
+        for record in self._created:
+            values = {name: {"old": None, "new": v} for name, v in fields_of(record).items() if v is not None}
+            rows.append(row(record, HistoryAction.created, record.version, values))  # type: ignore[attr-defined]
+        for record, before in self._watched.values():
+            after = fields_of(record)
+            changed = {n: {"old": before[n], "new": v} for n, v in after.items() if before.get(n) != v}
+            if changed:
+                rows.append(row(record, HistoryAction.updated, record.version, changed))  # type: ignore[attr-defined]
+        for record, version in self._deleted:
+            # The version a soft delete (the trash) will move the row to, so a record's entries
+            # stay numbered one step apart.
+            rows.append(row(record, HistoryAction.deleted, version + 1, {}))
+        return rows
+
+    async def write(self, session: AsyncSession) -> int:
+        """Insert the entries (one statement); how many. Call after the request's last flush."""
+        rows = self.rows()
+        if rows:
+            # The table's insert, not the ORM's: no identities to track for rows nobody reads back.
+            await session.execute(_INSERT, rows)
+        return len(rows)
+
+    async def children_deleted(self, session: AsyncSession, customer_id: UUID) -> None:
+        """A `deleted` entry for each contact and interaction a customer's delete takes with it.
+
+        One INSERT ... SELECT before the delete (the cascade leaves nothing to read after it);
+        the caller holds the customer's row lock, which a new contact needs too.
+        """
+        request_id = request_id_var.get()
+
+        def of(model: type[Contact] | type[Interaction], entity: HistoryEntity) -> Any:
+            return select(
+                literal(entity.value, String),
+                model.id,
+                model.customer_id,
+                literal(HistoryAction.deleted.value, String),
+                literal(self.actor.user_id, Uuid),
+                literal(self.actor.role, String),
+                literal(request_id, String),
+                cast(model.version + 1, Integer),
+                literal({}, JSONB),
+            ).where(model.customer_id == customer_id)
+
+        columns = ["entity", "entity_id", "customer_id", "action", "actor_user_id", "actor_role", "request_id"]
+        await session.execute(
+            insert(HistoryEntry).from_select(
+                [*columns, "version", "changes"],
+                union_all(of(Contact, HistoryEntity.contact), of(Interaction, HistoryEntity.interaction)),
+            )
+        )
+
+
+# --- reading ---
+
+# Every field name an entry's `changes` can hold, for the `field` filter.
+FIELDS = frozenset(
+    attr.key for model in _ENTITIES for attr in inspect(model).column_attrs if attr.key not in _NOT_FIELDS
+)
+
+
+def _keyset(cursor: Cursor | None, scope: str) -> queries.Keyset | None:
+    """Where the previous page ended; 422 for a cursor another list (or another customer's) issued."""
+    if cursor is None:
+        return None
+    if cursor.sort_by != scope or cursor.order != SortOrder.DESC.value:
+        raise ValidationFailed.field("cursor", "was issued by another list")
+    try:
+        at = datetime.fromisoformat(str(cursor.value))
+        if at.tzinfo is None:
+            raise ValueError(cursor.value)
+        return queries.Keyset(at, UUID(cursor.id))
+    except (ValueError, OverflowError):
+        raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
+
+
+def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": at_text(row["at"]),
+        "entity": row["entity"],
+        "entity_id": row["entity_id"],
+        "customer_id": row["customer_id"],
+        "action": row["action"],
+        "actor": {"user_id": row["actor_user_id"], "role": row["actor_role"]},
+        "request_id": row["request_id"],
+        "version": row["version"],
+        "changes": json.loads(row["changes"]),
+    }
+
+
+async def history_page(
+    connection: asyncpg.Connection, filters: queries.HistoryFilters, cursor: Cursor | None, limit: int
+) -> HistoryPage:
+    """A page of entries, newest first; with `filters.customer_id`, that customer's (404 if it never existed)."""
+    scope = f"history:{filters.customer_id}" if filters.customer_id is not None else "history"
+    if filters.field is not None and filters.field not in FIELDS:
+        raise ValidationFailed.field("field", f"must be one of: {', '.join(sorted(FIELDS))}")
+    keyset = _keyset(cursor, scope)
+    rows = await queries.page(connection, filters, keyset, limit + 1)  # one more: is there a next page?
+    if (
+        not rows
+        and filters.customer_id is not None
+        and not await queries.customer_known(connection, filters.customer_id)
+    ):
+        raise NotFound(f"customer {filters.customer_id} not found")
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = Cursor(scope, SortOrder.DESC.value, last["at"].isoformat(), str(last["id"])).encode()
+    return HistoryPage.model_validate(
+        {
+            "history": [_entry(row) for row in rows[:limit]],
+            "pagination": {"limit": limit, "has_next": next_cursor is not None, "next_cursor": next_cursor},
+        }
+    )
