@@ -212,6 +212,9 @@ def demo_data(
     ] = 5.0,
     seed: Annotated[int, typer.Option(help="same seed, same data")] = 1,
     workers: Annotated[int | None, typer.Option(min=1, help="loader processes (default: cores)")] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="also a `created` history entry per record (about twice the time)")
+    ] = False,
 ) -> None:
     """Fill the configured database with realistic, deterministic demo data (through COPY)."""
     import time
@@ -225,7 +228,7 @@ def demo_data(
     url = _database_url(settings)
     upgrade(url)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    plan = Plan(dsn, customers, contacts_per_customer, interactions_per_customer, seed)
+    plan = Plan(dsn, customers, contacts_per_customer, interactions_per_customer, seed, history)
     started = time.perf_counter()
     with Progress(
         TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False

@@ -180,7 +180,11 @@ def generate_chunk(
     contacts_per_customer: float,
     interactions_per_customer: float,
     users: list[uuid.UUID],
+    *,
+    history: bool = True,
 ) -> Chunk:
+    """One chunk of customers with their contacts and interactions; with `history`, also the
+    `created` entry of each record."""
     rng = random.Random(f"{seed}-{chunk_no}")  # noqa: S311
     # History ids from their own stream, so the records stay what they were before history.
     history_rng = random.Random(f"history-{seed}-{chunk_no}")  # noqa: S311
@@ -229,9 +233,10 @@ def generate_chunk(
                 1,
             )
         )
-        chunk.history.append(
-            _created(history_rng, "customer", CUSTOMER_COLUMNS, chunk.customers[-1], customer_id, owner)
-        )
+        if history:
+            chunk.history.append(
+                _created(history_rng, "customer", CUSTOMER_COLUMNS, chunk.customers[-1], customer_id, owner)
+            )
         contact_ids: list[uuid.UUID] = []
         for k in range(max(0, _count(rng, contacts_per_customer))):
             contact_id = uuid.UUID(int=rng.getrandbits(128), version=4)
@@ -252,9 +257,10 @@ def generate_chunk(
                     1,
                 )
             )
-            chunk.history.append(
-                _created(history_rng, "contact", CONTACT_COLUMNS, chunk.contacts[-1], customer_id, owner)
-            )
+            if history:
+                chunk.history.append(
+                    _created(history_rng, "contact", CONTACT_COLUMNS, chunk.contacts[-1], customer_id, owner)
+                )
             contact_ids.append(contact_id)
         kinds = _weighted(rng, INTERACTION_TYPES, max(0, _count(rng, interactions_per_customer)))
         for kind in kinds:
@@ -275,5 +281,8 @@ def generate_chunk(
                 )
             )
             row = chunk.interactions[-1]
-            chunk.history.append(_created(history_rng, "interaction", INTERACTION_COLUMNS, row, customer_id, row[3]))
+            if history:
+                chunk.history.append(
+                    _created(history_rng, "interaction", INTERACTION_COLUMNS, row, customer_id, row[3])
+                )
     return chunk
