@@ -8,7 +8,7 @@ from datetime import datetime
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
@@ -26,9 +26,27 @@ def _mentions(annotation: Any, target: type) -> bool:
 
 
 class RequestBody(BaseModel):
-    """A client-supplied body: unknown and read-only fields are errors, not silently dropped."""
+    """A client-supplied body: unknown and read-only fields are errors, not silently dropped.
+
+    Every string is trimmed before it is validated and stored, and `""` (after trimming) for a
+    field that may be null means null: forms send their empty inputs as `""`, and an empty email
+    or company is no value, not a value. A required field given as `""` fails its own check
+    (422 naming it); so does a PatchBody field listed in `_required`.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trimmed_blank_is_null(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        blank_is_null = _nullable_fields(cls)
+        normalized = {}
+        for key, value in data.items():
+            text = value.strip() if isinstance(value, str) else value
+            normalized[key] = None if text == "" and key in blank_is_null else text
+        return normalized
 
     @field_validator("*", mode="before")
     @classmethod
@@ -43,6 +61,19 @@ class RequestBody(BaseModel):
         if is_datetime and (not isinstance(value, str) or _NUMBER.fullmatch(value)):
             raise ValueError("must be an ISO 8601 date-time")
         return value
+
+
+@functools.cache
+def _nullable_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields (by name and alias) that take null, and so take `""` as null."""
+    required: frozenset[str] = getattr(model, "_required", frozenset())
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        if name not in required and _mentions(field.annotation, type(None)):
+            names.add(name)
+            if field.alias:
+                names.add(field.alias)
+    return frozenset(names)
 
 
 @functools.cache
