@@ -108,6 +108,8 @@ async def test_the_openapi_document_describes_the_top_level_figures(client: http
             assert key in properties, (name, key)
         assert "prototype front end" in properties["total"]["description"]
         assert "total" in schemas[name]["required"]
+    for name in ("CustomerCreate", "CustomerUpdate", "ContactCreate", "InteractionUpdate"):
+        assert "means null" in schemas[name]["description"], name
 
 
 # --- "create a private customer without an email": "" is no value -------------------------------

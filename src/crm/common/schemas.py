@@ -25,6 +25,12 @@ def _mentions(annotation: Any, target: type) -> bool:
     return False  # a container of `target` (list[bool]) is validated item by item, as pydantic does
 
 
+_BLANK_RULE = (
+    'Strings are trimmed; `""` (or only spaces) for a field that may be null means null; '
+    'a required field given as `""` is 422.'
+)
+
+
 class RequestBody(BaseModel):
     """A client-supplied body: unknown and read-only fields are errors, not silently dropped.
 
@@ -35,6 +41,14 @@ class RequestBody(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        json_schema = handler(core_schema)
+        resolved = handler.resolve_ref_schema(json_schema)
+        said = resolved.get("description")
+        resolved["description"] = f"{said}\n\n{_BLANK_RULE}" if said else _BLANK_RULE
+        return json_schema
 
     @model_validator(mode="before")
     @classmethod
@@ -95,7 +109,7 @@ class PatchBody(RequestBody):
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
         # Every field is `X | None` so that "absent" can be told from "sent"; the spec must not
         # offer `null` for the `_required` ones, which refuse it.
-        json_schema = handler(core_schema)
+        json_schema = super().__get_pydantic_json_schema__(core_schema, handler)
         properties = handler.resolve_ref_schema(json_schema).get("properties", {})
         for name in cls._required:
             prop = properties.get(name)
