@@ -31,6 +31,14 @@ _BLANK_RULE = (
 )
 
 
+# Exactly the strings that str.strip() empties, so the spec admits what the service takes as null.
+_BLANK = {
+    "type": "string",
+    "pattern": "^[" + "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace()) + "]*$",
+    "description": "blank: null",
+}
+
+
 class RequestBody(BaseModel):
     """A client-supplied body: unknown and read-only fields are errors, not silently dropped.
 
@@ -48,6 +56,12 @@ class RequestBody(BaseModel):
         resolved = handler.resolve_ref_schema(json_schema)
         said = resolved.get("description")
         resolved["description"] = f"{said}\n\n{_BLANK_RULE}" if said else _BLANK_RULE
+        # A field that may be null also takes a blank string, and the spec says so.
+        properties = resolved.get("properties", {})
+        for name in _nullable_fields(cls):
+            options = properties.get(name, {}).get("anyOf")
+            if options is not None and {"type": "null"} in options:
+                options.append(_BLANK)
         return json_schema
 
     @model_validator(mode="before")
