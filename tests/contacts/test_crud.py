@@ -200,6 +200,7 @@ async def test_get_with_customer_summary(client: httpx.AsyncClient, admin: dict[
         "email": "np@example.com",
         "status": "customer",
         "type": "business",
+        "name": "Nova Poshta",
     }
 
 
@@ -521,7 +522,11 @@ async def test_search_result_shape(client: httpx.AsyncClient, admin: dict[str, s
     customer = await create_customer(client, admin)
     contact = await create_contact(client, admin, customer["id"], first_name="Shape")
     response = await client.get("/api/contacts/search", params={"query": "shape"}, headers=admin)
-    assert response.json() == [contact]
+    # Each result is the contact as GET /api/contacts/:id answers it, its customer summary included.
+    detail = (await client.get(f"/api/contacts/{contact['id']}", headers=admin)).json()
+    assert response.json() == [detail]
+    assert detail == {**contact, "customer": detail["customer"]}
+    assert detail["customer"]["id"] == customer["id"]
 
 
 async def test_unstorable_text_is_422_not_500(

@@ -26,6 +26,7 @@ FULL_BODY: dict[str, Any] = {
     "notes": "met at the fair",
 }
 
+PAGE_FIGURES = ("total", "page", "limit", "totalPages")
 CUSTOMER_KEYS = {
     "id",
     "first_name",
@@ -46,6 +47,7 @@ CUSTOMER_KEYS = {
     "created_at",
     "updated_at",
     "primary_contact",
+    "name",
 }
 CONTACT_KEYS = {
     "id",
@@ -424,7 +426,7 @@ async def test_list_default_newest_first_with_primary_contact(client: httpx.Asyn
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"customers", "pagination"}
+    assert set(body) == {"customers", "pagination", *PAGE_FIGURES}
     assert [c["id"] for c in body["customers"]] == [second["id"], first["id"]]
     assert set(body["customers"][0]) == CUSTOMER_KEYS
     assert body["customers"][0]["primary_contact"]["email"] == "p@example.com"
@@ -445,6 +447,11 @@ async def test_list_empty(client: httpx.AsyncClient, admin: dict[str, str]) -> N
     assert response.json() == {
         "customers": [],
         "pagination": {"total": 0, "page": 1, "limit": 10, "totalPages": 0, "hasNext": False, "hasPrev": False},
+        # The prototype front end's form of the same figures (tests/frontend/test_contract.py).
+        "total": 0,
+        "page": 1,
+        "limit": 10,
+        "totalPages": 0,
     }
 
 

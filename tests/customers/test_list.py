@@ -71,8 +71,7 @@ BAD_PARAMETERS: list[tuple[dict[str, str], str]] = [
     ({"type": "person"}, "type"),
     ({"type": "unspecified"}, "type"),
     ({"ownerId": "me"}, "ownerId"),
-    ({"search": "a"}, "search"),
-    ({"search": "  b  "}, "search"),
+    # One character is answered (tests/customers/test_list_initial.py); too long is not.
     ({"search": "s" * 201}, "search"),
 ]
 

@@ -11,7 +11,7 @@ import httpx
 
 from tests.helpers import create_customer
 
-STATUSES = ["active", "inactive", "lead", "prospect", "customer"]
+STATUSES = ["active", "inactive", "lead", "prospect", "customer", "pending"]
 TYPES = ["individual", "business", "government", "nonprofit", "unspecified"]
 
 

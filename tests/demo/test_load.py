@@ -63,6 +63,7 @@ async def test_a_bulk_load_puts_every_index_and_constraint_back_and_the_roll_ups
     by_status = {r["status"]: r["n"] for r in await db.fetch("SELECT status, count(*) AS n FROM customers GROUP BY 1")}
     assert segments["total"] == plan.customers
     assert {k: v for k, v in segments["byStatus"].items() if v} == by_status
+    assert set(by_status) == set(segments["byStatus"])  # every status, pending included, has customers
     statistics = (await client.get("/api/interactions/statistics", headers=admin)).json()
     by_type = {r["type"]: r["n"] for r in await db.fetch("SELECT type, count(*) AS n FROM interactions GROUP BY 1")}
     assert statistics["total"] == sum(by_type.values()) > 0

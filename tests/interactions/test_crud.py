@@ -98,6 +98,7 @@ async def test_get_includes_customer_summary(client: httpx.AsyncClient, admin: d
         "email": customer["email"],
         "status": "active",
         "type": "business",
+        "name": "Acme",
     }
 
 

@@ -187,6 +187,7 @@ async def test_date_range_filters_and_customer_summary(
         "email": acme["email"],
         "status": "lead",
         "type": None,
+        "name": "Ivan Petrenko",  # a company name, but not a business: named by the person
     }
     assert body["interactions"][1]["customer"]["last_name"] == "Scorpio"
     assert body["interactions"][1]["customer"]["type"] == "business"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 MAX_LIMIT = 100
 # Deeper than any real client goes; keeps OFFSET inside bigint and the query bounded.
@@ -145,5 +145,33 @@ class Pagination(BaseModel):
         )
 
 
-def envelope(key: str, items: list[Any], pagination: Pagination) -> dict[str, Any]:
-    return {key: items, "pagination": pagination.model_dump(by_alias=True)}
+_PROTOTYPE_FORM = "the prototype front end's form of `pagination.{}`: the same value"
+
+
+class PagedList(BaseModel):
+    """A list answer: a subclass's items, `pagination`, and beside it the page figures the
+    prototype front end reads at the top level (`total`, `page`, `limit`, `totalPages`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    pagination: Pagination
+
+    @computed_field(description=_PROTOTYPE_FORM.format("total"))  # type: ignore[prop-decorator]
+    @property
+    def total(self) -> int:
+        return self.pagination.total
+
+    @computed_field(description=_PROTOTYPE_FORM.format("page"))  # type: ignore[prop-decorator]
+    @property
+    def page(self) -> int | None:
+        return self.pagination.page
+
+    @computed_field(description=_PROTOTYPE_FORM.format("limit"))  # type: ignore[prop-decorator]
+    @property
+    def limit(self) -> int:
+        return self.pagination.limit
+
+    @computed_field(alias="totalPages", description=_PROTOTYPE_FORM.format("totalPages"))  # type: ignore[prop-decorator]
+    @property
+    def total_pages(self) -> int:
+        return self.pagination.total_pages

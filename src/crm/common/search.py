@@ -20,10 +20,10 @@ MAX_QUERY = 200
 _PHONEISH = re.compile(r"^[\d\s()+\-./]+$")
 
 
-def normalize_query(raw: str, field: str = "query") -> str:
+def normalize_query(raw: str, field: str = "query", minimum: int = MIN_QUERY) -> str:
     query = " ".join(raw.split())
-    if len(query) < MIN_QUERY:
-        raise ValidationFailed.field(field, f"must be at least {MIN_QUERY} characters after trimming")
+    if len(query) < minimum:
+        raise ValidationFailed.field(field, f"must be at least {minimum} characters after trimming")
     if len(query) > MAX_QUERY:
         raise ValidationFailed.field(field, f"must be at most {MAX_QUERY} characters")
     return query

@@ -39,3 +39,11 @@ TaxId = Annotated[str, BeforeValidator(_strip), StringConstraints(max_length=50)
 PostalCode = Annotated[str, BeforeValidator(_strip), StringConstraints(max_length=20), AfterValidator(_no_nul)]
 Notes = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
 SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
+
+
+def display_name(first_name: str, last_name: str, company_name: str | None, type_: str | None) -> str:
+    """A customer's `name`: a business by its company name when it has one, anyone else by
+    "first last" (the prototype front end shows and confirms customers by this)."""
+    if type_ == "business" and company_name:
+        return company_name
+    return f"{first_name} {last_name}"

@@ -55,11 +55,14 @@ async def now(session: AsyncSession) -> Any:
     return await session.scalar(select(func.now()))
 
 
-async def by_ids(session: AsyncSession, ids: Sequence[UUID]) -> list[Contact]:
-    """The contacts of `ids`, in that order."""
+async def by_ids(session: AsyncSession, ids: Sequence[UUID]) -> list[tuple[Contact, Customer]]:
+    """The contacts of `ids`, in that order, each with its customer (one statement)."""
     if not ids:
         return []
-    found = {c.id: c for c in await session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+    rows = await session.execute(
+        select(Contact, Customer).join(Customer, Customer.id == Contact.customer_id).where(Contact.id.in_(ids))
+    )
+    found = {contact.id: (contact, customer) for contact, customer in rows.tuples()}
     return [found[i] for i in ids if i in found]  # one deleted in between is left out
 
 

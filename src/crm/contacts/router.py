@@ -18,12 +18,14 @@ from crm.common.types import SearchText
 from crm.contacts import service
 from crm.contacts.models import Contact
 from crm.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, ContactWithCustomer, CustomerSummary
+from crm.customers.models import Customer
 from crm.history import service as history
 from crm.idempotency import service as idempotency
 
 routes = Routes("/api/contacts", tag="contacts")
 
 _CONTACTS = TypeAdapter(list[ContactOut])
+_FOUND = TypeAdapter(list[ContactWithCustomer])
 
 
 class CustomerPath(BaseModel):
@@ -54,6 +56,12 @@ def _contact(contact: Contact) -> Response:
     )
 
 
+def _with_customer(contact: Contact, customer: Customer) -> ContactWithCustomer:
+    return ContactWithCustomer(
+        **ContactOut.model_validate(contact).model_dump(), customer=CustomerSummary.model_validate(customer)
+    )
+
+
 def _list(contacts: list[Contact]) -> Response:
     return json_response(_CONTACTS.dump_json([ContactOut.model_validate(c) for c in contacts], by_alias=True))
 
@@ -76,14 +84,15 @@ async def list_for_customer(call: Call[CustomerPath, None]) -> Response:
     summary="Search contacts",
     permission=("contacts", "read"),
     params=SearchQuery,
-    answer=Answer(model=list[ContactOut]),
+    answer=Answer(model=list[ContactWithCustomer]),
     errors=ERRORS_READ,
     database="transaction",
 )
 async def search_contacts(call: Call[SearchQuery, None]) -> Response:
     params = call.params
     found = await service.search_contacts(call.session, normalize_query(params.query), params.customer_id, params.limit)
-    return _list(found)
+    # Each with the same customer summary as GET /api/contacts/:id, so a result says whose it is.
+    return json_response(_FOUND.dump_json([_with_customer(c, k) for c, k in found], by_alias=True))
 
 
 @routes.get(
@@ -97,9 +106,7 @@ async def search_contacts(call: Call[SearchQuery, None]) -> Response:
 )
 async def get_contact(call: Call[ContactPath, None]) -> Response:
     contact, customer = await service.get_with_customer(call.session, call.params.contact_id)
-    document = ContactWithCustomer(
-        **ContactOut.model_validate(contact).model_dump(), customer=CustomerSummary.model_validate(customer)
-    )
+    document = _with_customer(contact, customer)
     return json_response(document.model_dump_json(by_alias=True), headers={"ETag": etag(contact.version)})
 
 

@@ -4,10 +4,12 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from crm.common.schemas import PatchBody, RequestBody, ResponseBody
-from crm.common.types import Email, Name100, Phone, Short
+from crm.common.types import Email, Name100, Phone, Short, display_name
+
+NAME_HELP = 'read-only: the company name of a business customer that has one, else "first_name last_name"'
 
 
 class ContactFields(RequestBody):
@@ -72,6 +74,11 @@ class CustomerSummary(ResponseBody):
     email: str | None
     status: str
     type: str | None
+
+    @computed_field(description=NAME_HELP)  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        return display_name(self.first_name, self.last_name, self.company_name, self.type)
 
 
 class ContactWithCustomer(ContactOut):

@@ -300,8 +300,9 @@ async def search_contacts(
     limit: int,
     *,
     bounds: tiers.Bounds = tiers.DEFAULT_BOUNDS,
-) -> list[Contact]:
-    """Exact matches first, then prefix, then substring; by name within a tier; typos last.
+) -> list[tuple[Contact, Customer]]:
+    """Each found contact with its customer; exact matches first, then prefix, then
+    substring; by name within a tier; typos last.
 
     Each tier is found by an index, bounded by `limit` (crm.common.tiers); only when nothing
     matches literally does the typo-tolerant pass run, for a query with a word of at least

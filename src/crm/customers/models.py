@@ -17,6 +17,8 @@ class CustomerStatus(StrEnum):
     lead = "lead"
     prospect = "prospect"
     customer = "customer"
+    # Awaiting a decision (a sign-up or an application someone must approve): the prototype's status.
+    pending = "pending"
 
 
 class CustomerType(StrEnum):

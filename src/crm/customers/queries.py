@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.types import Uuid
@@ -119,19 +120,28 @@ class ListShape:
 
 @dataclass(frozen=True, slots=True)
 class MatchShape:
-    """What decides the text of a `search` filter's conditions (see crm.customers.search)."""
+    """What decides the text of a `search` filter's conditions (see crm.customers.search).
+
+    `initial`: a 1-character search (the list's search box at its first keystroke) matches the
+    start of a field (customer_search.starts_with_initial), not any substring of one.
+    """
 
     phone: bool
     spaced: bool
     caseless: bool
+    initial: bool = False
 
     @classmethod
     def of(cls, query: str) -> MatchShape:
+        if len(query) == 1:
+            return cls(phone=False, spaced=False, caseless=False, initial=True)
         return cls(*customer_search.substring_shape(query))
 
 
 def match_values(query: str) -> dict[str, Any]:
     """The parameters of a `search` filter's conditions."""
+    if len(query) == 1:
+        return {"exact": query}
     return customer_search.substring_params(query, [])
 
 
@@ -237,7 +247,17 @@ async def list_total(connection: asyncpg.Connection, shape: ListShape, values: d
 
 
 def _matches(match: MatchShape, entity: Any = Customer) -> ColumnElement[bool]:
+    if match.initial:
+        return customer_search.starts_with_initial(entity)
     return customer_search.matches(entity, match.phone, match.spaced, match.caseless)
+
+
+def _prefilter(match: MatchShape) -> ColumnElement[bool]:
+    """The trigram index's condition for a search's rows; none for an initial, whose
+    `_matches` is already made of index ranges."""
+    if match.initial:
+        return true()
+    return customer_search.prefilter(match.phone)
 
 
 @functools.lru_cache(maxsize=256)
@@ -260,7 +280,7 @@ def _window_ids(shape: ListShape, match: MatchShape, window: int) -> DriverState
 def _rare_ids(shape: ListShape, match: MatchShape) -> DriverStatement:
     """The page among every trigram candidate, collected first (MATERIALIZED keeps the planner
     from walking the sort's index instead), then sorted."""
-    where = [*_filters(shape), customer_search.prefilter(match.phone), _matches(match)]
+    where = [*_filters(shape), _prefilter(match), _matches(match)]
     if shape.cursor:
         where.append(_after(shape))
     candidates = (
@@ -298,10 +318,7 @@ async def search_page(
 @functools.lru_cache(maxsize=256)
 def _capped_count(shape: ListShape, match: MatchShape, cap: int) -> DriverStatement:
     found = (
-        select(literal(1))
-        .where(*_filters(shape), customer_search.prefilter(match.phone), _matches(match))
-        .limit(_rows(cap + 1))
-        .subquery()
+        select(literal(1)).where(*_filters(shape), _prefilter(match), _matches(match)).limit(_rows(cap + 1)).subquery()
     )
     return DriverStatement.of(select(func.count()).select_from(found))
 

@@ -46,7 +46,15 @@ class ListQuery(CursorPageQuery, SortedQuery):
     status: CustomerStatus | None = None
     type: CustomerType | None = None
     owner_id: UUID | None = Field(default=None, alias="ownerId")
-    search: Annotated[SearchText | None, Field(description="filters like /search")] = None
+    search: Annotated[
+        SearchText | None,
+        Field(
+            description=(
+                "filters like /search (substring, any searched field); a single character matches "
+                "the start of a first or last name, email, company name or tax id; blank: no filter"
+            )
+        ),
+    ] = None
     sort_by: CustomerSortBy = Field(default="created_at", alias="sortBy")
 
 
@@ -82,13 +90,14 @@ def _detail(view: service.CustomerView) -> CustomerDetail:
 async def list_customers(call: Call[ListQuery, None]) -> Response:
     query = call.params
     # A blank `search` (an empty search box: `?search=`) means no filter, as the prototype
-    # treated it; anything else follows the search endpoint's rules (2-200 characters).
+    # treated it. The page searches at every keystroke, so one character is answered too (by
+    # prefix, see crm.customers.queries.MatchShape); from two on it filters like /search.
     search = query.search
     filters = service.CustomerFilters(
         status=query.status,
         type=query.type,
         owner_id=query.owner_id,
-        search=normalize_query(search, "search") if search is not None and search.strip() else None,
+        search=normalize_query(search, "search", minimum=1) if search is not None and search.strip() else None,
     )
     paging = query.paging()
     items, total, next_cursor = await service.list_customers(

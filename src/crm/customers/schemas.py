@@ -4,12 +4,12 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
-from crm.common.pagination import Pagination
+from crm.common.pagination import PagedList
 from crm.common.schemas import PatchBody, RequestBody, ResponseBody
-from crm.common.types import Email, Long, Medium, Name100, Notes, Phone, PostalCode, Short, TaxId
-from crm.contacts.schemas import ContactFields, ContactOut, NestedContactUpsert
+from crm.common.types import Email, Long, Medium, Name100, Notes, Phone, PostalCode, Short, TaxId, display_name
+from crm.contacts.schemas import NAME_HELP, ContactFields, ContactOut, NestedContactUpsert
 from crm.customers.models import CustomerStatus, CustomerType
 
 MAX_NESTED_CONTACTS = 50
@@ -73,6 +73,11 @@ class CustomerOut(ResponseBody):
     created_at: datetime
     updated_at: datetime
 
+    @computed_field(description=NAME_HELP)  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        return display_name(self.first_name, self.last_name, self.company_name, self.type)
+
 
 class CustomerListItem(CustomerOut):
     primary_contact: ContactOut | None
@@ -82,9 +87,8 @@ class CustomerDetail(CustomerListItem):
     contacts: list[ContactOut] = Field(description="primary first, then newest")
 
 
-class CustomerList(ResponseBody):
+class CustomerList(PagedList):
     customers: list[CustomerListItem]
-    pagination: Pagination
 
 
 class Segments(ResponseBody):

@@ -78,7 +78,7 @@ HISTORY_COLUMNS = (
 _NOT_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
 
 # Realistic skew: most customers are active or paying; few are inactive.
-STATUSES = (("active", 40), ("customer", 28), ("lead", 14), ("prospect", 11), ("inactive", 7))
+STATUSES = (("active", 38), ("customer", 27), ("lead", 14), ("prospect", 11), ("inactive", 7), ("pending", 3))
 TYPES = (("individual", 48), ("business", 36), ("nonprofit", 4), ("government", 3), (None, 9))
 INTERACTION_TYPES = (("email", 34), ("call", 30), ("note", 15), ("meeting", 11), ("task", 10))
 USERS = 50

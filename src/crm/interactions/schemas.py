@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, ConfigDict, Field
 
-from crm.common.pagination import Pagination
+from crm.common.pagination import PagedList
 from crm.common.schemas import PatchBody, RequestBody, ResponseBody
 from crm.common.types import Notes, Subject
 from crm.contacts.schemas import CustomerSummary
@@ -66,14 +66,12 @@ class InteractionWithCustomer(InteractionOut):
     customer: CustomerSummary
 
 
-class InteractionList(ResponseBody):
+class InteractionList(PagedList):
     interactions: list[InteractionOut]
-    pagination: Pagination
 
 
-class InteractionWithCustomerList(ResponseBody):
+class InteractionWithCustomerList(PagedList):
     interactions: list[InteractionWithCustomer]
-    pagination: Pagination
 
 
 class InteractionStatistics(ResponseBody):
