@@ -7,15 +7,18 @@ from crm.db.models import Base
 from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction
+from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
 
 __all__ = [
     "Base",
     "Contact",
     "Customer",
+    "CustomerOrderFigures",
     "CustomerSegmentCount",
     "IdempotencyKey",
     "Interaction",
     "InteractionDailyCount",
     "InteractionDayCount",
     "InteractionUserCount",
+    "OrderProjection",
 ]
