@@ -32,6 +32,7 @@ from crm.interactions.router import routes as interactions_routes
 from crm.log import configure_logging
 from crm.middleware import RequestContextMiddleware
 from crm.orders.client import OrderServiceClient
+from crm.orders.consumer import OrderEventsConsumer
 from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
 
@@ -121,6 +122,18 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             follow_redirects=False,
         )
         app.state.order_client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
+        # The order events consumer runs beside the requests, on the same engine; off unless configured.
+        consumer: OrderEventsConsumer | None = None
+        if settings.order_events_amqp_url:
+            consumer = OrderEventsConsumer(
+                app.state.sessionmaker,
+                settings.order_events_amqp_url,
+                exchange=settings.order_events_exchange,
+                queue=settings.order_events_queue,
+                prefetch=settings.order_events_prefetch,
+            )
+            consumer.start()
+        app.state.order_events_consumer = consumer
         # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
         # as the process: move it out of the collector's sight, so that full collections only
         # walk what requests allocate. Without this, each one walked the whole framework and
@@ -131,6 +144,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             yield
         finally:
+            if consumer is not None:
+                await consumer.stop()
             await http.aclose()
             await app.state.rate_limiter.counter.close()
             await app.state.read_pool.close()

@@ -13,7 +13,7 @@ import asyncpg
 
 from crm.config import Settings
 from crm.orders.projection.service import OrderState, apply
-from tests.orders.projection_helpers import expected_figures, nonzero, sessionmaker_for, stored_figures
+from tests.orders.projection.helpers import expected_figures, nonzero, sessionmaker_for, stored_figures
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
