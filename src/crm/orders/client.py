@@ -134,10 +134,9 @@ class OrderQuery:
     sort_order: str | None = None
 
     def params(self, customer_id: UUID | None) -> dict[str, str]:
-        params = {"page": str(self.page), "limit": str(self.limit)}
-        if customer_id is not None:
-            # Without it, the Order Service lists every customer's orders (the sync's view).
-            params["customerId"] = str(customer_id)
+        # Without customerId, the Order Service lists every customer's orders (the sync's view).
+        params = {"customerId": str(customer_id)} if customer_id is not None else {}
+        params |= {"page": str(self.page), "limit": str(self.limit)}
         if self.status:
             params["status"] = self.status
         if self.sort_by:
