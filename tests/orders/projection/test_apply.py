@@ -152,3 +152,20 @@ async def test_concurrent_writers_keep_every_figure_exact(
     async with sessionmaker_for(settings.model_copy(update={"db_pool_size": 8}), database_url) as maker:
         await asyncio.gather(*(apply(maker, events[i::8]) for i in range(8)))
     assert nonzero(await stored_figures(db)) == nonzero(expected_figures(final.values()))
+
+
+async def test_first_states_of_one_order_at_two_customers_at_once(
+    settings: Settings, database_url: str, db: asyncpg.Connection[Any]
+) -> None:
+    """Both transactions find no row; the later one moves it: the first customer must lose it again."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    final: list[dict[str, Any]] = []
+    async with sessionmaker_for(settings.model_copy(update={"db_pool_size": 8}), database_url) as maker:
+        for _ in range(60):
+            order = uuid.uuid4()
+            await asyncio.gather(
+                apply(maker, [state(order, first, 1, "new", "1.00")]),
+                apply(maker, [state(order, second, 2, "new", "1.00")]),
+            )
+            final.append({"customer_id": second, "status": "new", "total_amount": "1.00"})
+    assert nonzero(await stored_figures(db)) == nonzero(expected_figures(final))

@@ -26,7 +26,7 @@ from decimal import Decimal
 from uuid import UUID
 
 import structlog
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,18 +70,7 @@ async def apply_order_state(session: AsyncSession, state: OrderState) -> bool:
     stored = await session.scalar(select(OrderProjection.customer_id).where(OrderProjection.order_id == state.order_id))
     locked = {state.customer_id} | ({stored} if stored else set())
     await _lock_customers(session, locked)
-    # Under the locks, the order's customer is the one read above unless another transaction moved
-    # it in between; then lock that one too (out of order: a deadlock is possible, and retried).
-    current = (
-        await session.execute(
-            select(OrderProjection.customer_id).where(OrderProjection.order_id == state.order_id).with_for_update()
-        )
-    ).scalar_one_or_none()
-    if current is not None and current not in locked:
-        await _lock_customers(session, [current])
-
     values = {
-        "order_id": state.order_id,
         "customer_id": state.customer_id,
         "status": state.status,
         "total_amount": state.total_amount,
@@ -91,22 +80,48 @@ async def apply_order_state(session: AsyncSession, state: OrderState) -> bool:
         "deleted": state.deleted,
         "applied_at": func.now(),
     }
-    statement = insert(OrderProjection).values(values)
-    new, old = statement.excluded, OrderProjection.__table__.c
-    newer = or_(
-        and_(old.version.is_not(None), new.version.is_not(None), new.version > old.version),
-        and_(or_(old.version.is_(None), new.version.is_(None)), new.updated_at > old.updated_at),
+    # A first state: the row is new, and belongs to the customer locked above. (Waits for another
+    # transaction inserting the same order, then finds its row.)
+    inserted = await session.scalar(
+        insert(OrderProjection)
+        .values(order_id=state.order_id, **values)
+        .on_conflict_do_nothing(index_elements=[OrderProjection.order_id])
+        .returning(literal(1))
     )
-    upsert = statement.on_conflict_do_update(
-        index_elements=[OrderProjection.order_id],
-        set_={k: getattr(new, k) if k != "applied_at" else func.now() for k in values if k != "order_id"},
-        where=newer,
-    ).returning(literal(1))
-    changed = (await session.execute(upsert)).scalar_one_or_none() is not None
-    if changed:
-        for customer_id in {state.customer_id} | ({current} if current else set()):
-            await _recompute(session, customer_id)
-    return changed
+    if inserted is not None:
+        await _recompute(session, state.customer_id)
+        return True
+    # The row exists: lock it, and learn its customer for certain. Another transaction may have
+    # moved it since the read above, or inserted it meanwhile for another customer; then lock
+    # that customer too (out of the fixed order, so a deadlock is possible: `apply` retries it).
+    current = (
+        await session.execute(
+            select(OrderProjection.customer_id).where(OrderProjection.order_id == state.order_id).with_for_update()
+        )
+    ).scalar_one()
+    if current not in locked:
+        await _lock_customers(session, [current])
+    row = OrderProjection.__table__.c
+    # By version where both carry one, else by the order's updated_at.
+    newer = (
+        or_(
+            and_(row.version.is_not(None), row.version < state.version),
+            and_(row.version.is_(None), row.updated_at < state.updated_at),
+        )
+        if state.version is not None
+        else row.updated_at < state.updated_at
+    )
+    changed = await session.scalar(
+        update(OrderProjection)
+        .where(OrderProjection.order_id == state.order_id, newer)
+        .values(**values)
+        .returning(literal(1))
+    )
+    if changed is None:
+        return False
+    for customer_id in {state.customer_id, current}:
+        await _recompute(session, customer_id)
+    return True
 
 
 async def _recompute(session: AsyncSession, customer_id: UUID) -> None:
