@@ -11,12 +11,15 @@ import sys
 import tempfile
 import uuid
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
 from crm.config import ConfigurationError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 app = typer.Typer(help="CRM service", no_args_is_help=True, add_completion=False)
 
@@ -193,14 +196,97 @@ def fake_order_service(
     port: Annotated[int, typer.Option(help="listen port")] = 8002,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
     orders_per_customer: Annotated[int, typer.Option(min=0, max=20_000, help="orders every customer has")] = 25,
+    publish_events: Annotated[
+        str | None,
+        typer.Option(help="AMQP URL: publish the order events of what it serves (and a changing order now and then)"),
+    ] = None,
+    customer: Annotated[
+        list[str] | None, typer.Option(help="a customer id whose orders exist from the start (repeatable)")
+    ] = None,
+    change_every: Annotated[float, typer.Option(min=0.01, help="seconds between two order changes")] = 5.0,
 ) -> None:
     """Serve deterministic fake orders in the Order Service's format (development only)."""
     import uvicorn
 
     from crm.orders.fake_server import create_fake_app
 
+    try:
+        customers = [uuid.UUID(c) for c in customer or []]
+    except ValueError:
+        typer.echo("error: --customer must be a UUID", err=True)
+        raise typer.Exit(2) from None
+    app_ = create_fake_app(
+        orders_per_customer, customers=customers, publish_events=publish_events, change_every=change_every
+    )
     typer.echo(f"fake Order Service on http://{host}:{port}/api/orders; set ORDER_SERVICE_URL=http://{host}:{port}")
-    uvicorn.run(create_fake_app(orders_per_customer), host=host, port=port, log_level="warning")
+    if publish_events:
+        typer.echo("publishing order events to the exchange orders.events; set ORDER_EVENTS_AMQP_URL to consume them")
+
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+orders_app = typer.Typer(help="The projection of the Order Service's orders", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+
+
+@orders_app.command("sync")
+def orders_sync(
+    since: Annotated[
+        str | None, typer.Option(help="only orders updated at or after this date (2026-11-30 or an ISO time)")
+    ] = None,
+) -> None:
+    """Bring every customer's order figures up to date from the Order Service (safe to rerun)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    settings = _checked_settings()
+    since_at: datetime | None = None
+    if since:
+        try:
+            since_at = datetime.fromisoformat(since)
+        except ValueError:
+            typer.echo("error: --since must be a date (2026-11-30) or an ISO date-time", err=True)
+            raise typer.Exit(2) from None
+        since_at = since_at.replace(tzinfo=UTC) if since_at.tzinfo is None else since_at
+    if not settings.order_service_url:
+        typer.echo("error: ORDER_SERVICE_URL is unset", err=True)
+        raise typer.Exit(2)
+    if not settings.order_service_token:
+        typer.echo("error: ORDER_SERVICE_TOKEN is unset (`crm token --role admin --ttl 1d` mints one)", err=True)
+        raise typer.Exit(2)
+    url = _database_url(settings)
+    asyncio.run(_sync(settings, url, since_at))
+
+
+async def _sync(settings: Settings, url: str, since: datetime | None) -> None:
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from crm.db.transaction import create_engine, create_sessionmaker
+    from crm.orders.client import OrderServiceClient, OrderServiceError
+    from crm.orders.sync import sync_orders
+
+    engine = create_engine(settings, url)
+    try:
+        async with httpx.AsyncClient(timeout=settings.order_service_timeout, follow_redirects=False) as http:
+            client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
+            headers = {"Accept": "application/json", "Authorization": f"Bearer {settings.order_service_token}"}
+            with Progress(TextColumn("orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+                task = bar.add_task("sync", total=None)
+                try:
+                    result = await sync_orders(
+                        create_sessionmaker(engine),
+                        client,
+                        headers,
+                        since=since,
+                        progress=lambda done, total: bar.update(task, completed=done, total=max(done, total)),
+                    )
+                except OrderServiceError as exc:
+                    typer.echo(f"error: {exc.detail}", err=True)
+                    raise typer.Exit(1) from exc
+    finally:
+        await engine.dispose()
+    typer.echo(f"synced {result.seen} orders in {result.pages} pages: {result.changed} changed")
 
 
 @app.command("demo-data")

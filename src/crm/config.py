@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # --- neighbours ---
     order_service_url: str | None = None
     order_service_timeout: float = Field(default=5.0, gt=0)
+    # The token of calls made on nobody's behalf (`crm orders sync`); `crm token` mints one for development.
+    order_service_token: str | None = None
+    # Set: the service consumes the Order Service's order events into the projection.
+    order_events_amqp_url: str | None = None
+    order_events_exchange: str = Field(default="orders.events", min_length=1)
+    order_events_queue: str = Field(default="crm.order-events", min_length=1)
+    order_events_prefetch: int = Field(default=32, ge=1, le=1000)
 
     # --- logging ---
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
@@ -108,6 +115,8 @@ class Settings(BaseSettings):
         "jwt_issuer",
         "jwt_audience",
         "order_service_url",
+        "order_service_token",
+        "order_events_amqp_url",
         "redis_url",
         "metrics_token",
         mode="before",

@@ -39,6 +39,7 @@ from crm.observability import metrics, tracing
 from crm.observability.pools import ObservedEnginePool, ObservedReadPool
 from crm.observability.router import routes as observability_routes
 from crm.orders.client import OrderServiceClient
+from crm.orders.consumer import OrderEventsConsumer
 from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
 
@@ -124,62 +125,23 @@ def _breaker_open(app: Starlette) -> bool:
     return client is not None and client.breaker.opened_at is not None
 
 
-def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
-    settings = settings or get_settings()
-    settings.check_production()
-    configure_logging(settings.log_level, settings.log_format)
-    url = database_url or settings.database_url
-    if url is None:
-        raise RuntimeError("no database configured: run through `crm serve` or set DATABASE_URL")
-    # Off (nothing of OpenTelemetry installed) unless OTEL_* names an exporter endpoint.
-    traces = tracing.Tracing(VERSION) if tracing.configured() else None
+def _start_order_events(app: Starlette, settings: Settings) -> OrderEventsConsumer | None:
+    """The order events consumer, beside the requests on the same engine; off unless configured."""
+    if not settings.order_events_amqp_url:
+        return None
+    consumer = OrderEventsConsumer(
+        app.state.sessionmaker,
+        settings.order_events_amqp_url,
+        exchange=settings.order_events_exchange,
+        queue=settings.order_events_queue,
+        prefetch=settings.order_events_prefetch,
+    )
+    consumer.start()
+    return consumer
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings, url)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.read_pool = await create_read_pool(settings, url)
-        sampler = _start_metrics(app, settings) if settings.metrics_enabled else None
-        # One pooled HTTP client for the Order Service per process; the breaker state lives
-        # with it, so each worker process trips its own breaker.
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.order_service_timeout),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            follow_redirects=False,
-        )
-        app.state.order_client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
-        if traces is not None:
-            traces.start(http)
-        # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
-        # as the process: move it out of the collector's sight, so that full collections only
-        # walk what requests allocate. Without this, each one walked the whole framework and
-        # showed up as the slowest 1% of requests.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
-        try:
-            yield
-        finally:
-            if sampler is not None:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
-            if traces is not None:
-                traces.stop()
-            await http.aclose()
-            await app.state.rate_limiter.counter.close()
-            await app.state.read_pool.close()
-            await engine.dispose()
 
-    spec = document(ENDPOINTS, title=TITLE, version=VERSION, description=API_DESCRIPTION)
-
-    async def openapi_json(_: Request) -> Response:
-        return JSONResponse(spec)
-
-    async def docs(_: Request) -> Response:
-        return swagger_ui("/openapi.json", TITLE)
-
+def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Middleware]:
+    """What every request passes before its route, outermost first."""
     middleware = [
         # The request's span around everything, so that every line of the request is in it.
         *(traces.middleware() if traces is not None else ()),
@@ -207,6 +169,69 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                 ],
             )
         )
+    return middleware
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
+    settings = settings or get_settings()
+    settings.check_production()
+    configure_logging(settings.log_level, settings.log_format)
+    url = database_url or settings.database_url
+    if url is None:
+        raise RuntimeError("no database configured: run through `crm serve` or set DATABASE_URL")
+    # Off (nothing of OpenTelemetry installed) unless OTEL_* names an exporter endpoint.
+    traces = tracing.Tracing(VERSION) if tracing.configured() else None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings, url)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_pool = await create_read_pool(settings, url)
+        sampler = _start_metrics(app, settings) if settings.metrics_enabled else None
+        # One pooled HTTP client for the Order Service per process; the breaker state lives
+        # with it, so each worker process trips its own breaker.
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.order_service_timeout),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            follow_redirects=False,
+        )
+        app.state.order_client = OrderServiceClient(http, settings.order_service_url, settings.order_service_timeout)
+        if traces is not None:
+            traces.start(http)
+        consumer = app.state.order_events_consumer = _start_order_events(app, settings)
+        # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
+        # as the process: move it out of the collector's sight, so that full collections only
+        # walk what requests allocate. Without this, each one walked the whole framework and
+        # showed up as the slowest 1% of requests.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
+        try:
+            yield
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+            if traces is not None:
+                traces.stop()
+            if consumer is not None:
+                await consumer.stop()
+            await http.aclose()
+            await app.state.rate_limiter.counter.close()
+            await app.state.read_pool.close()
+            await engine.dispose()
+
+    spec = document(ENDPOINTS, title=TITLE, version=VERSION, description=API_DESCRIPTION)
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs(_: Request) -> Response:
+        return swagger_ui("/openapi.json", TITLE)
+
+    middleware = _middleware(settings, traces)
     routes = [
         *(endpoint.route() for endpoint in ENDPOINTS),
         Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),

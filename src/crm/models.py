@@ -8,11 +8,13 @@ from crm.history.models import HistoryEntry
 from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction
+from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
 
 __all__ = [
     "Base",
     "Contact",
     "Customer",
+    "CustomerOrderFigures",
     "CustomerSegmentCount",
     "HistoryEntry",
     "IdempotencyKey",
@@ -20,4 +22,5 @@ __all__ = [
     "InteractionDailyCount",
     "InteractionDayCount",
     "InteractionUserCount",
+    "OrderProjection",
 ]

@@ -135,8 +135,10 @@ class OrderQuery:
     sort_by: str | None = None
     sort_order: str | None = None
 
-    def params(self, customer_id: UUID) -> dict[str, str]:
-        params = {"customerId": str(customer_id), "page": str(self.page), "limit": str(self.limit)}
+    def params(self, customer_id: UUID | None) -> dict[str, str]:
+        # Without customerId, the Order Service lists every customer's orders (the sync's view).
+        params = {"customerId": str(customer_id)} if customer_id is not None else {}
+        params |= {"page": str(self.page), "limit": str(self.limit)}
         if self.status:
             params["status"] = self.status
         if self.sort_by:
@@ -164,7 +166,7 @@ class OrderServiceClient:
         return self._base_url is not None
 
     async def list_orders(
-        self, customer_id: UUID, query: OrderQuery, *, headers: Mapping[str, str], deadline: float | None = None
+        self, customer_id: UUID | None, query: OrderQuery, *, headers: Mapping[str, str], deadline: float | None = None
     ) -> OrdersPage:
         """One page of a customer's orders, validated; raises an OrderServiceError subclass.
 
@@ -205,7 +207,9 @@ class OrderServiceClient:
         self.breaker.record_success()
         return page
 
-    async def _get_with_retry(self, customer_id: UUID, query: OrderQuery, headers: Mapping[str, str]) -> OrdersPage:
+    async def _get_with_retry(
+        self, customer_id: UUID | None, query: OrderQuery, headers: Mapping[str, str]
+    ) -> OrdersPage:
         try:
             return await self._get(customer_id, query, headers)
         except _Retryable as first:
@@ -216,7 +220,7 @@ class OrderServiceClient:
             except _Retryable as second:
                 raise second.final from None
 
-    async def _get(self, customer_id: UUID, query: OrderQuery, headers: Mapping[str, str]) -> OrdersPage:
+    async def _get(self, customer_id: UUID | None, query: OrderQuery, headers: Mapping[str, str]) -> OrdersPage:
         url = f"{self._base_url}/api/orders"
         try:
             async with self._http.stream("GET", url, params=query.params(customer_id), headers=dict(headers)) as resp:
@@ -261,7 +265,7 @@ async def _read_capped(resp: httpx.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, customer_id: UUID) -> OrdersPage:
+def _parse(body: bytes, customer_id: UUID | None) -> OrdersPage:
     try:
         data: Any = json.loads(body)
         page = OrdersPage.model_validate(data)
@@ -269,6 +273,6 @@ def _parse(body: bytes, customer_id: UUID) -> OrdersPage:
         # ValidationError is a ValueError too; either way the shape is not the documented one.
         # RecursionError: JSON nested deeper than the parser's stack allows.
         raise OrderServiceBadResponse("the Order Service's answer is not in the documented format") from exc
-    if any(order.customer_id != customer_id for order in page.orders):
+    if customer_id is not None and any(order.customer_id != customer_id for order in page.orders):
         raise OrderServiceBadResponse("the Order Service returned orders of another customer")
     return page

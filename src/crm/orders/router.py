@@ -110,6 +110,12 @@ class _OrderFigures(BaseModel):
     last_order_date: datetime | None = Field(default=None, alias="lastOrderDate")
     by_status: dict[str, int] | None = Field(default=None, alias="byStatus")
     truncated: bool | None = Field(default=None, description="true when the customer has over 10,000 orders")
+    source: Literal["projection"] | None = Field(
+        default=None,
+        description="`projection` when the Order Service could not answer and these figures come from the "
+        "CRM's own projection of its orders (absent when they come from the Order Service)",
+    )
+    as_of: datetime | None = Field(default=None, description="with `source: projection`: when they last changed")
 
 
 class CustomerStatistics(BaseModel):
@@ -122,8 +128,10 @@ class CustomerStatistics(BaseModel):
 @routes.get(
     "/{customer_id}/statistics",
     summary="A customer's contacts, interactions and orders in figures",
-    description="Answers 200 with the CRM's own figures even when the Order Service is unavailable "
-    "(then `orders.available` is false and `orders.reason` says why).",
+    description="Answers 200 with the CRM's own figures even when the Order Service is unavailable: "
+    "then the orders' figures come from the CRM's projection of the Order Service's orders "
+    "(`orders.source` is `projection`, `orders.as_of` says how fresh) once it has synced that customer, "
+    "else `orders.available` is false and `orders.reason` says why.",
     permission=("customers", "read"),
     params=CustomerPath,
     answer=Answer(model=CustomerStatistics),
@@ -133,4 +141,6 @@ async def customer_statistics(call: Call[CustomerPath, None]) -> Response:
     customer_id = call.params.customer_id
     crm = await service.crm_figures(call.sessionmaker, customer_id)
     orders = await service.orders_statistics(_client(call), customer_id, _forwarded_headers(call))
+    if not orders["available"]:
+        orders = await service.projection_statistics(call.sessionmaker, customer_id, orders)
     return DecimalJSONResponse(service.statistics_document(customer_id, crm, orders))

@@ -23,6 +23,7 @@ from crm.customers.models import Customer
 from crm.errors import NotFound
 from crm.interactions.models import Interaction, InteractionType
 from crm.orders.client import OrderQuery, OrderServiceClient, OrderServiceError
+from crm.orders.projection.queries import projected_orders
 from crm.orders.schemas import MAX_ORDERS_PER_PAGE, Order, OrdersPage
 
 MAX_STATISTICS_ORDERS = 10_000
@@ -126,6 +127,28 @@ async def orders_statistics(client: OrderServiceClient, customer_id: UUID, heade
         for order in page.orders:
             orders.setdefault(order.id, order)
     return _aggregate(list(orders.values()), first.pagination.total)
+
+
+async def projection_statistics(
+    maker: async_sessionmaker[AsyncSession], customer_id: UUID, unavailable: dict[str, Any]
+) -> dict[str, Any]:
+    """When the Order Service could not answer: the same figures from the projection, if it has
+    synced that customer (marked `source: projection` and `as_of`), else `unavailable` as it is."""
+    async with maker() as session:
+        projected = await projected_orders(session, customer_id)
+    if projected is None:
+        return unavailable
+    count = projected.total
+    return {
+        "available": True,
+        "source": "projection",
+        "as_of": projected.as_of.isoformat(),
+        "total": count,
+        "totalAmount": projected.total_amount.quantize(_CENT, ROUND_HALF_UP),
+        "averageAmount": (projected.total_amount / count).quantize(_CENT, ROUND_HALF_UP) if count else None,
+        "lastOrderDate": projected.last_order_date.isoformat() if projected.last_order_date else None,
+        "byStatus": projected.by_status,
+    }
 
 
 def _aggregate(orders: list[Order], upstream_total: int) -> dict[str, Any]:
