@@ -481,6 +481,8 @@ def typo_worthy(query: str) -> bool:
 
 
 _TYPO_SETTING = f"SET LOCAL pg_trgm.word_similarity_threshold = {TYPO_THRESHOLD}"
+TYPO_BUDGET_MS = 150
+_TYPO_BUDGET = f"SET LOCAL statement_timeout = {TYPO_BUDGET_MS}"
 
 
 async def typo_tolerant(
@@ -502,15 +504,25 @@ async def typo_tolerant(
 
     `<%` (which the trigram index serves) reads its threshold from a setting, set for the
     request's transaction only (a transaction of its own if none has begun).
+
+    Suggestions are a courtesy, so they get a time budget (TYPO_BUDGET_MS): a word none of
+    the table holds whose trigrams are common makes the trigram index hand over a bitmap of
+    hundreds of thousands of rows to recheck, seconds of work for no answer. Past the budget
+    the search answers without suggestions; the budget runs in a savepoint, so the request's
+    transaction goes on.
     """
     s = _Search(spec, query, await driver_connection(session), own)
     s.values |= values or {}
-    if s.connection.is_in_transaction():
-        await s.connection.execute(_TYPO_SETTING)
-        return await _similar(s, limit, bounds)
-    async with s.connection.transaction():
-        await s.connection.execute(_TYPO_SETTING)
-        return await _similar(s, limit, bounds)
+    try:
+        # A savepoint within the request's transaction, or a transaction of its own.
+        async with s.connection.transaction():
+            await s.connection.execute(_TYPO_SETTING)
+            await s.connection.execute(_TYPO_BUDGET)
+            found = await _similar(s, limit, bounds)
+            await s.connection.execute("SET LOCAL statement_timeout TO DEFAULT")
+            return found
+    except asyncpg.QueryCanceledError:
+        return []
 
 
 async def _similar(s: _Search, limit: int, bounds: Bounds) -> list[UUID]:
