@@ -23,11 +23,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import BigInteger, ColumnElement, Date, Index, String, Text, func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import BigInteger, ColumnElement, Date, Index, Select, String, Text, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -151,17 +152,24 @@ def _day_range(column: ColumnElement[date] | Mapped[date], whole: Split) -> list
     return where
 
 
-async def whole_days(connection: AsyncConnection, whole: Split, user_id: UUID | None) -> Tally:
-    """Counts over the whole UTC days of `whole`, from the roll-ups only."""
+async def _fetch(connection: asyncpg.Connection, statement: Select[*tuple[Any, ...]]) -> list[asyncpg.Record]:
+    """A statement whose values are bound in it, run on the driver connection."""
+    return await DriverStatement.of(statement).fetch(connection, {})
+
+
+async def whole_days(connection: asyncpg.Connection, whole: Split, user_id: UUID | None) -> Tally:
+    """Counts over the whole UTC days of `whole`, from the roll-ups only (on a read connection,
+    inside the caller's snapshot)."""
     tally = Tally()
     if not whole.has_whole_days:
         return tally
     if user_id is not None:
         daily = InteractionDailyCount
-        rows = await connection.execute(
+        rows = await _fetch(
+            connection,
             select(daily.day, daily.type, daily.n).where(
                 daily.user_id == user_id, daily.n != 0, *_day_range(daily.day, whole)
-            )
+            ),
         )
         for day, type_, n in rows:
             tally.by_type[type_] += n
@@ -173,27 +181,29 @@ async def whole_days(connection: AsyncConnection, whole: Split, user_id: UUID | 
     # Summed in SQL: a few thousand (day, type) rows become one row per day and per type,
     # so the Python side handles ~1,100 rows for three years instead of ~5,500.
     in_range = _day_range(days.day, whole)
-    per_day = await connection.execute(
+    per_day = await _fetch(
+        connection,
         select(func.to_char(days.day, "YYYY-MM-DD"), func.sum(days.n))
         .where(*in_range)
         .group_by(days.day)
-        .having(func.sum(days.n) != 0)
+        .having(func.sum(days.n) != 0),
     )
     tally.by_date.update({day: int(n) for day, n in per_day})
-    per_type = await connection.execute(select(days.type, func.sum(days.n)).where(*in_range).group_by(days.type))
+    per_type = await _fetch(connection, select(days.type, func.sum(days.n)).where(*in_range).group_by(days.type))
     tally.by_type.update({type_: int(n) for type_, n in per_type})
 
     if whole.first_day is None and whole.end_day is None:
-        users = await connection.execute(
-            select(InteractionUserCount.user_id, InteractionUserCount.n).where(InteractionUserCount.n != 0)
+        users = await _fetch(
+            connection, select(InteractionUserCount.user_id, InteractionUserCount.n).where(InteractionUserCount.n != 0)
         )
     else:
         daily = InteractionDailyCount
-        users = await connection.execute(
+        users = await _fetch(
+            connection,
             select(daily.user_id, func.sum(daily.n))
             .where(*_day_range(daily.day, whole))
             .group_by(daily.user_id)
-            .having(func.sum(daily.n) != 0)
+            .having(func.sum(daily.n) != 0),
         )
     for user, n in users:
         tally.by_user[str(user)] += int(n)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import ColumnElement, Date, UnaryExpression, bindparam, cast, func, literal_column, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from crm.common import tiers
@@ -19,6 +20,7 @@ from crm.common.dates import DateRange
 from crm.common.pagination import SortOrder
 from crm.contacts.models import Contact
 from crm.customers.models import Customer
+from crm.db.reads import DriverStatement
 from crm.interactions import aggregates
 from crm.interactions.models import Interaction, InteractionType, search_text_of
 
@@ -240,7 +242,7 @@ async def similar(
 # --- statistics ---
 
 
-async def raw_tally(connection: AsyncConnection, filters: InteractionFilters) -> aggregates.Tally:
+async def raw_tally(connection: asyncpg.Connection, filters: InteractionFilters) -> aggregates.Tally:
     """Counts by type, UTC day and user from the interactions table, in one GROUPING SETS query."""
     day = cast(func.timezone("UTC", Interaction.date), Date)
     grouped = (Interaction.type, day, Interaction.user_id)
@@ -253,7 +255,7 @@ async def raw_tally(connection: AsyncConnection, filters: InteractionFilters) ->
     )
     tally = aggregates.Tally()
     # GROUPING() is a bitmask of the columns *not* grouped in a row: 0b011 = grouped by type only.
-    for type_, date_, user_id, not_grouped, n in await connection.execute(stmt):
+    for type_, date_, user_id, not_grouped, n in await DriverStatement.of(stmt).fetch(connection, {}):
         if not_grouped == 0b011:
             tally.by_type[type_] += n
         elif not_grouped == 0b101:

@@ -148,14 +148,14 @@ async def list_in_range(call: Call[RangeQuery, None]) -> Response:
     params=StatisticsQuery,
     answer=Answer(model=InteractionStatistics),
     errors=ERRORS_READ,
-    database="transaction",
+    database="read",
 )
 async def statistics(call: Call[StatisticsQuery, None]) -> Response:
     query = call.params
     filters = service.InteractionFilters(dates=query.dates(), user_id=query.user_id, customer_id=query.customer_id)
     # The service hands over the JSON document itself (see there): validating a ~1,000-day
     # byDate again on every dashboard poll would cost more than reading it.
-    return json_response(await service.statistics(call.session, filters))
+    return json_response(await service.statistics(call.connection, filters))
 
 
 _FOUND = TypeAdapter(list[InteractionWithCustomer])

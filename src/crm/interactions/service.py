@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,27 +130,26 @@ async def list_with_customers(
     return rows[: page.limit], total, next_cursor
 
 
-async def statistics(session: AsyncSession, filters: InteractionFilters) -> str:
+async def statistics(connection: asyncpg.Connection, filters: InteractionFilters) -> str:
     """Counts by type, UTC day and user, as the response's JSON document.
 
     For one customer the interactions are counted directly (its index keeps that small).
     Otherwise whole UTC days come from the trigger-maintained roll-ups and only the partial
     days at the edges of the range from the interactions table, so the cost does not grow
     with the table. Whole days of everyone (the dashboards' poll) are one statement that
-    renders the document; anything else reads its pieces in one REPEATABLE READ snapshot
-    (the request's transaction, begun at that level before its first statement).
+    renders the document; anything else reads its pieces in one read-only REPEATABLE READ
+    snapshot on the same read connection.
     """
     pieces = aggregates.split(filters.dates)
     if filters.customer_id is None and filters.user_id is None and not pieces.edges:
-        driver = (await (await session.connection()).get_raw_connection()).driver_connection
-        return await aggregates.statistics_document(driver, pieces, [t.value for t in InteractionType])
-    snapshot = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    if filters.customer_id is not None:
-        tally = await queries.raw_tally(snapshot, filters)
-    else:
-        tally = await aggregates.whole_days(snapshot, pieces, filters.user_id)
-        for edge in pieces.edges:
-            tally.add(await queries.raw_tally(snapshot, replace(filters, dates=edge)))
+        return await aggregates.statistics_document(connection, pieces, [t.value for t in InteractionType])
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        if filters.customer_id is not None:
+            tally = await queries.raw_tally(connection, filters)
+        else:
+            tally = await aggregates.whole_days(connection, pieces, filters.user_id)
+            for edge in pieces.edges:
+                tally.add(await queries.raw_tally(connection, replace(filters, dates=edge)))
     by_type = {t.value: tally.by_type.get(t.value, 0) for t in InteractionType}
     return InteractionStatistics(
         total=sum(by_type.values()),
