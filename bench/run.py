@@ -461,7 +461,7 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
         sampler.stopped.set()
         run.rss = [peak for pid, peak in sampler.peak.items() if pid != service.pid]
         by_id = next((c for c in cases if c.target == "by_id"), None)
-        if by_id is not None and not args.only:
+        if by_id is not None and (not args.only or "observability" in args.only):
             service.send_signal(signal.SIGTERM)
             service.wait(30)
             service = observability_costs(by_id, db, args, wrk, token, tmp, env, service_log, run)
@@ -605,7 +605,8 @@ def parse_args() -> argparse.Namespace:
         "--only",
         action="append",
         default=[],
-        help="run only the cases whose name contains this text (repeatable); no report unless --output",
+        help="run only the cases whose name contains this text (repeatable; `observability` adds the GET-by-id runs "
+        "with metrics off and on and with tracing); no report unless --output",
     )
     return parser.parse_args()
 
