@@ -102,7 +102,7 @@ async def test_bounded_tiers_give_the_promised_order(
             for query in QUERIES:
                 for limit in (1, 3, 10, 100):
                     async with maker() as session:
-                        got = await queries.search(session, query, None, limit, bounds)
+                        got = await tiers.literal(session, queries.SEARCH, query, None, limit, bounds)
                     assert got == _reference(rows, query, limit), (bounds, query, limit)
     sql = [statement for statement, _ in seen]
     assert any("walked" in s for s in sql)
@@ -119,5 +119,5 @@ async def test_one_customers_contacts_in_the_same_order(
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     for query in QUERIES:
         async with maker() as session:
-            got = await queries.search(session, query, uuid.UUID(customer["id"]), 10, TINY)
+            got = await tiers.literal(session, queries.SEARCH, query, uuid.UUID(customer["id"]), 10, TINY)
         assert got == _reference(rows, query, 10), query

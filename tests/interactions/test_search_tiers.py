@@ -82,7 +82,7 @@ async def test_bounded_tiers_equal_one_statement_over_every_row(
                 for limit in (1, 3, 10, 100):
                     async with maker() as session:
                         want = await _every_row(session, query, limit)
-                        got = await queries.search(session, query, None, limit, bounds)
+                        got = await tiers.literal(session, queries.SEARCH, query, None, limit, bounds)
                     assert got == want, (bounds, query, limit)
     sql = [statement for statement, _ in seen]
     # Every path ran: the key ranges, the walks, and the trigram index for rare fragments.

@@ -146,6 +146,9 @@ class SearchSpec:
     order: tuple[UnaryExpression[Any], ...]  # a total order; its index serves the walks
     document: ColumnElement[str]  # the trigram-indexed text of every searched field, lowered
     value_walks: Callable[[Shape], list[ValueWalk]] | None = None
+    # The ids of one customer's rows, by an index, over the parameter `customer_id` (for searches
+    # within a customer: `find(..., customer_id=...)`).
+    of_customer: Select[Any] | None = None
     _compiled: dict[tuple[Any, ...], DriverStatement] = field(default_factory=dict, repr=False)
 
 
@@ -416,6 +419,35 @@ async def _substring(s: _Search, need: int, bounds: Bounds) -> list[UUID]:
         return _ordered(s.spec, select(entity.id).join(candidates, candidates.c.id == entity.id), need)
 
     return await s.ids("rare", rare, need)
+
+
+async def find(
+    session: AsyncSession, spec: SearchSpec, query: str, customer_id: UUID | None, limit: int, bounds: Bounds
+) -> list[UUID]:
+    """What a search answers: the literal tiers; when they find nothing and the query has a word
+    of TYPO_MIN_WORD letters, the typo-tolerant pass. Among one customer's rows when
+    `customer_id` is given (the spec's `of_customer`)."""
+    found = await literal(session, spec, query, customer_id, limit, bounds)
+    if found or not typo_worthy(query):
+        return found
+    if customer_id is None:
+        return await typo_tolerant(session, spec, query, limit, bounds=bounds)
+    return await typo_tolerant(session, spec, query, limit, _of_customer(spec), {"customer_id": customer_id}, bounds)
+
+
+async def literal(
+    session: AsyncSession, spec: SearchSpec, query: str, customer_id: UUID | None, limit: int, bounds: Bounds
+) -> list[UUID]:
+    """The ids of the `limit` best literal matches (exact, prefix, substring), all rows or one customer's."""
+    if customer_id is None:
+        return await search(session, spec, query, limit, bounds)
+    return await search_within(session, spec, query, limit, _of_customer(spec), {"customer_id": customer_id})
+
+
+def _of_customer(spec: SearchSpec) -> Select[Any]:
+    if spec.of_customer is None:
+        raise TypeError("this search has no of_customer statement")
+    return spec.of_customer
 
 
 async def search(

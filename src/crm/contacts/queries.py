@@ -108,6 +108,9 @@ def _walks(shape: tiers.Shape) -> list[tiers.ValueWalk]:
     return walks
 
 
+# One customer's contacts, by its index (a customer has few).
+_OF_CUSTOMER = select(Contact.id).where(Contact.customer_id == bindparam("customer_id", type_=Uuid))
+
 # Exact and prefix matches by the matched value (lowered, bytewise), then the other name for
 # first/last name matches, then id; substring matches newest first (crm.common.tiers).
 SEARCH = tiers.SearchSpec(
@@ -125,27 +128,5 @@ SEARCH = tiers.SearchSpec(
     order=(Contact.created_at.desc(), Contact.id.desc()),
     document=search_text_of(Contact.first_name, Contact.last_name, Contact.email, Contact.position, Contact.phone),
     value_walks=_walks,
+    of_customer=_OF_CUSTOMER,
 )
-
-
-# One customer's contacts, by its index (a customer has few).
-_OF_CUSTOMER = select(Contact.id).where(Contact.customer_id == bindparam("customer_id", type_=Uuid))
-
-
-async def search(
-    session: AsyncSession, query: str, customer_id: UUID | None, limit: int, bounds: tiers.Bounds
-) -> list[UUID]:
-    """Ids of the `limit` best literal matches: exact, prefix (both by the matched value), substring (newest first)."""
-    if customer_id is not None:
-        return await tiers.search_within(session, SEARCH, query, limit, _OF_CUSTOMER, {"customer_id": customer_id})
-    return await tiers.search(session, SEARCH, query, limit, bounds)
-
-
-async def similar(
-    session: AsyncSession, query: str, customer_id: UUID | None, limit: int, bounds: tiers.Bounds
-) -> list[UUID]:
-    """Ids of contacts with a word similar to the query, most similar first, then newest."""
-    if customer_id is not None:
-        values = {"customer_id": customer_id}
-        return await tiers.typo_tolerant(session, SEARCH, query, limit, _OF_CUSTOMER, values, bounds)
-    return await tiers.typo_tolerant(session, SEARCH, query, limit, bounds=bounds)

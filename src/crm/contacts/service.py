@@ -308,7 +308,5 @@ async def search_contacts(
     matches literally does the typo-tolerant pass run, for a query with a word of at least
     `tiers.TYPO_MIN_WORD` letters.
     """
-    found = await queries.search(session, query, customer_id, limit, bounds)
-    if not found and tiers.typo_worthy(query):
-        found = await queries.similar(session, query, customer_id, limit, bounds)
+    found = await tiers.find(session, queries.SEARCH, query, customer_id, limit, bounds)
     return await queries.by_ids(session, found)

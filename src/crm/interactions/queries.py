@@ -198,6 +198,9 @@ async def with_customers(session: AsyncSession, ids: Sequence[UUID]) -> list[tup
 
 # --- search ---
 
+# One customer's interactions, by its index (a customer has few).
+_OF_CUSTOMER = select(Interaction.id).where(Interaction.customer_id == bindparam("customer_id", type_=Uuid))
+
 # Newest first within a tier. The exact and prefix keys are the subject and the first 200
 # characters of the description (a query is at most 200: see the 2026-12-04 migration).
 SEARCH = tiers.SearchSpec(
@@ -213,30 +216,8 @@ SEARCH = tiers.SearchSpec(
     ),
     order=(Interaction.date.desc(), Interaction.id.desc()),
     document=search_text_of(Interaction.subject, Interaction.description),
+    of_customer=_OF_CUSTOMER,
 )
-
-
-# One customer's interactions, by its index (a customer has few).
-_OF_CUSTOMER = select(Interaction.id).where(Interaction.customer_id == bindparam("customer_id", type_=Uuid))
-
-
-async def search(
-    session: AsyncSession, query: str, customer_id: UUID | None, limit: int, bounds: tiers.Bounds
-) -> list[UUID]:
-    """Ids of the `limit` best literal matches: exact, prefix, substring; newest first in each."""
-    if customer_id is not None:
-        return await tiers.search_within(session, SEARCH, query, limit, _OF_CUSTOMER, {"customer_id": customer_id})
-    return await tiers.search(session, SEARCH, query, limit, bounds)
-
-
-async def similar(
-    session: AsyncSession, query: str, customer_id: UUID | None, limit: int, bounds: tiers.Bounds
-) -> list[UUID]:
-    """Ids of interactions with a word similar to the query, most similar first, then newest."""
-    if customer_id is not None:
-        values = {"customer_id": customer_id}
-        return await tiers.typo_tolerant(session, SEARCH, query, limit, _OF_CUSTOMER, values, bounds)
-    return await tiers.typo_tolerant(session, SEARCH, query, limit, bounds=bounds)
 
 
 # --- statistics ---

@@ -173,9 +173,7 @@ async def search_interactions(
     matches literally does the typo-tolerant pass run, for a query with a word of at least
     `tiers.TYPO_MIN_WORD` letters.
     """
-    found = await queries.search(session, query, customer_id, limit, bounds)
-    if not found and tiers.typo_worthy(query):
-        found = await queries.similar(session, query, customer_id, limit, bounds)
+    found = await tiers.find(session, queries.SEARCH, query, customer_id, limit, bounds)
     return await queries.with_customers(session, found)
 
 
