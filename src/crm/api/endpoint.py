@@ -17,9 +17,9 @@ A request runs through these steps, each written once here:
 
 Errors are raised, never rendered here: the application's one handler (crm.errors) renders them.
 
-Why not FastAPI's routing: its dependency solving cost more per request than reading a customer
-does (bench/results/2026-12-04.md), and the hottest routes were being answered by a second
-implementation beside it. This layer does only what the service's routes use.
+Why not FastAPI's routing: measured in-process, its dependency solving cost about as much per
+request as reading a customer does, which had led to the hottest routes being answered by a
+second implementation beside it. This layer does only what the service's routes use.
 """
 
 from __future__ import annotations
