@@ -4,6 +4,7 @@ from crm.contacts.models import Contact
 from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
 from crm.db.models import Base
+from crm.events.models import Event, EventSequence
 from crm.history.models import HistoryEntry
 from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
@@ -16,6 +17,8 @@ __all__ = [
     "Customer",
     "CustomerOrderFigures",
     "CustomerSegmentCount",
+    "Event",
+    "EventSequence",
     "HistoryEntry",
     "IdempotencyKey",
     "Interaction",

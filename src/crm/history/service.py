@@ -4,7 +4,7 @@ The services call this after their last flush, while they still hold the row loc
 records they changed (see each service's module doc): an entry is written only for a change
 that was made, and rolls back with it. Old and new values are the ones the service held in
 hand before and after the change, so they are exact: what the next reader of the row sees.
-The events issue's outbox row can be written beside each entry from the same `Entry` values.
+Each entry is also an event in the outbox (crm.events.outbox), written by the same `write`.
 
 Use: `changes = history.Changes(actor)`; `changes.watch(record, ...)` before modifying
 existing records; `changes.created(record)` / `changes.deleted(record)` for the others;
@@ -14,6 +14,7 @@ existing records; `changes.created(record)` / `changes.deleted(record)` for the 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +23,8 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Integer, String, cast, insert, inspect, literal, select, union_all
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Uuid
 
 from crm.auth.guard import Grant
 from crm.common.pagination import Cursor, SortOrder
@@ -33,6 +32,7 @@ from crm.contacts.models import Contact
 from crm.customers.models import Customer
 from crm.db.models import Base
 from crm.errors import NotFound, ValidationFailed
+from crm.events import outbox
 from crm.history import queries
 from crm.history.models import HistoryAction, HistoryEntity, HistoryEntry
 from crm.history.schemas import HistoryPage, at_text
@@ -84,6 +84,15 @@ def fields_of(record: Base) -> dict[str, Any]:
     }
 
 
+def record_of(record: Base) -> dict[str, Any]:
+    """Every column of the record (JSON-ready): the record an event carries."""
+    return {attr.key: _plain(getattr(record, attr.key)) for attr in inspect(type(record)).column_attrs}
+
+
+# One entry (a history row's values) with the record as it is after the change.
+_Entry = tuple[dict[str, Any], dict[str, Any]]
+
+
 def _customer_of(record: Base) -> UUID:
     customer_id: UUID = record.id if isinstance(record, Customer) else record.customer_id  # type: ignore[attr-defined]
     return customer_id
@@ -113,14 +122,18 @@ class Changes:
 
     def changed(self) -> bool:
         """Whether any entry would be written (so far)."""
-        return bool(self.rows())
+        return bool(self._entries())
 
     def rows(self) -> list[dict[str, Any]]:
         """The entries, in the order the changes were registered (creations, updates, deletes)."""
+        return [entry for entry, _ in self._entries()]
+
+    def _entries(self) -> list[_Entry]:
         request_id = request_id_var.get()
 
-        def row(record: Base, action: HistoryAction, version: int, changes: dict[str, Any]) -> dict[str, Any]:
-            return {
+        def entry(record: Base, action: HistoryAction, version: int, changes: dict[str, Any]) -> _Entry:
+            row = {
+                "id": uuid.uuid4(),
                 "entity": _ENTITIES[type(record)].value,
                 "entity_id": record.id,  # type: ignore[attr-defined]
                 "customer_id": _customer_of(record),
@@ -131,58 +144,39 @@ class Changes:
                 "version": version,
                 "changes": changes,
             }
+            return row, record_of(record)
 
-        rows = []
+        entries = []
         for record in self._created:
             values = {name: {"old": None, "new": v} for name, v in fields_of(record).items() if v is not None}
-            rows.append(row(record, HistoryAction.created, record.version, values))  # type: ignore[attr-defined]
+            entries.append(entry(record, HistoryAction.created, record.version, values))  # type: ignore[attr-defined]
         for record, before in self._watched.values():
             after = fields_of(record)
             changed = {n: {"old": before[n], "new": v} for n, v in after.items() if before.get(n) != v}
             if changed:
-                rows.append(row(record, HistoryAction.updated, record.version, changed))  # type: ignore[attr-defined]
+                entries.append(entry(record, HistoryAction.updated, record.version, changed))  # type: ignore[attr-defined]
         for record, version in self._deleted:
             # The version a soft delete (the trash) will move the row to, so a record's entries
             # stay numbered one step apart.
-            rows.append(row(record, HistoryAction.deleted, version + 1, {}))
-        return rows
+            entries.append(entry(record, HistoryAction.deleted, version + 1, {}))
+        return entries
 
     async def write(self, session: AsyncSession) -> int:
-        """Insert the entries (one statement); how many. Call after the request's last flush."""
-        rows = self.rows()
-        if rows:
+        """Insert the entries and their events; how many entries. Call after the request's last flush."""
+        entries = self._entries()
+        if entries:
             # The table's insert, not the ORM's: no identities to track for rows nobody reads back.
-            await session.execute(_INSERT, rows)
-        return len(rows)
+            await session.execute(_INSERT, [entry for entry, _ in entries])
+            await outbox.append(session, entries)
+        return len(entries)
 
     async def children_deleted(self, session: AsyncSession, customer_id: UUID) -> None:
-        """A `deleted` entry for each contact and interaction a customer's delete takes with it.
+        """A `deleted` entry and event for each contact and interaction a customer's delete takes with it.
 
-        One INSERT ... SELECT before the delete (the cascade leaves nothing to read after it);
-        the caller holds the customer's row lock, which a new contact needs too.
+        One statement before the delete (the cascade leaves nothing to read after it); the
+        caller holds the customer's row lock, which a new contact needs too.
         """
-        request_id = request_id_var.get()
-
-        def of(model: type[Contact] | type[Interaction], entity: HistoryEntity) -> Any:
-            return select(
-                literal(entity.value, String),
-                model.id,
-                model.customer_id,
-                literal(HistoryAction.deleted.value, String),
-                literal(self.actor.user_id, Uuid),
-                literal(self.actor.role, String),
-                literal(request_id, String),
-                cast(model.version + 1, Integer),
-                literal({}, JSONB),
-            ).where(model.customer_id == customer_id)
-
-        columns = ["entity", "entity_id", "customer_id", "action", "actor_user_id", "actor_role", "request_id"]
-        await session.execute(
-            insert(HistoryEntry).from_select(
-                [*columns, "version", "changes"],
-                union_all(of(Contact, HistoryEntity.contact), of(Interaction, HistoryEntity.interaction)),
-            )
-        )
+        await outbox.children_deleted(session, customer_id, self.actor.user_id, self.actor.role, request_id_var.get())
 
 
 # --- reading ---

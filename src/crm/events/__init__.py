@@ -1,0 +1,1 @@
+"""Events: every committed change announced once, in order (the outbox, the relay, the feed, webhooks)."""

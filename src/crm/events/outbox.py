@@ -1,0 +1,150 @@
+"""Writing the outbox: one event per history entry, in the transaction of the change.
+
+`crm.history.service.Changes.write` hands its entries here right after inserting them, so an
+event exists exactly when its entry does: a rolled-back request leaves neither. The event's
+id is the entry's id, so erasure finds both by the customer and a consumer can ask the
+history for the entry an event announced.
+
+`sequence` numbers one customer's events 1, 2, 3... in commit order with no gaps. The next
+numbers come from the customer's `event_sequences` row, bumped by an upsert whose row lock
+lasts until the commit: a second writer of the same customer waits there, so it cannot take
+a number before the first has committed (or rolled back, taking its numbers with it). Each
+customer's events are one statement: the bump and the inserts together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Integer, String, Uuid
+
+SOURCE = "crm-service"
+
+_APPEND = text(
+    """
+    WITH numbers AS (
+        INSERT INTO event_sequences AS s (customer_id, last) VALUES (:customer_id, :count)
+        ON CONFLICT (customer_id) DO UPDATE SET last = s.last + excluded.last
+        RETURNING s.last
+    )
+    INSERT INTO events (id, type, customer_id, subject, sequence, data)
+    SELECT e.id, e.type, :customer_id, e.subject, numbers.last - :count + e.ord, e.data
+    FROM numbers, jsonb_to_recordset(:events) AS e(ord int, id uuid, type text, subject uuid, data jsonb)
+    """
+).bindparams(
+    bindparam("customer_id", type_=Uuid),
+    bindparam("count", type_=Integer),
+    bindparam("events", type_=JSONB),
+)
+
+
+# The entries and events of the contacts and interactions a customer's delete takes with it,
+# in one statement: the rows are read once (to_jsonb: the record as it was), each gets its
+# `deleted` entry, and the events take the next numbers of the customer's sequence.
+_CHILDREN_DELETED = text(
+    """
+    WITH gone AS (
+        SELECT 'contact' AS entity, c.id, c.version, to_jsonb(c) AS record
+        FROM contacts c WHERE c.customer_id = :customer_id
+        UNION ALL
+        SELECT 'interaction', i.id, i.version, to_jsonb(i)
+        FROM interactions i WHERE i.customer_id = :customer_id
+    ), entries AS (
+        INSERT INTO history (entity, entity_id, customer_id, action, actor_user_id, actor_role, request_id, version)
+        SELECT entity, id, :customer_id, 'deleted', :user_id, :role, :request_id, version + 1 FROM gone
+        RETURNING id, entity, entity_id
+    ), numbered AS (
+        SELECT entries.id, entries.entity, entries.entity_id, gone.record,
+               row_number() OVER (ORDER BY entries.entity, entries.entity_id) AS ord,
+               count(*) OVER () AS n
+        FROM entries JOIN gone ON gone.id = entries.entity_id
+    ), numbers AS (
+        INSERT INTO event_sequences AS s (customer_id, last)
+        SELECT :customer_id, count(*) FROM gone HAVING count(*) > 0
+        ON CONFLICT (customer_id) DO UPDATE SET last = s.last + excluded.last
+        RETURNING s.last
+    )
+    INSERT INTO events (id, type, customer_id, subject, sequence, data)
+    SELECT numbered.id, 'crm.' || numbered.entity || '.deleted', :customer_id, numbered.entity_id,
+           numbers.last - numbered.n + numbered.ord,
+           jsonb_build_object(
+               numbered.entity, numbered.record, 'changes', '{}'::jsonb,
+               'actor', jsonb_build_object('user_id', CAST(:user_id AS text), 'role', CAST(:role AS text)),
+               'request_id', CAST(:request_id AS text))
+    FROM numbered, numbers
+    """
+).bindparams(
+    bindparam("customer_id", type_=Uuid),
+    bindparam("user_id", type_=Uuid),
+    bindparam("role", type_=String),
+    bindparam("request_id", type_=String),
+)
+
+
+def event_type(entity: str, action: str) -> str:
+    return f"crm.{entity}.{action}"
+
+
+def data_of(entry: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The CloudEvent's `data` for one history entry; `record` is the row after the change."""
+    return {
+        entry["entity"]: record,
+        "changes": entry["changes"],
+        "actor": {"user_id": _text(entry["actor_user_id"]), "role": entry["actor_role"]},
+        "request_id": entry["request_id"],
+    }
+
+
+def _text(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+async def append(session: AsyncSession, entries: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None]]) -> None:
+    """Add an event for each (history entry, record after the change), in the given order."""
+    by_customer: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
+    for entry, record in entries:
+        events = by_customer[entry["customer_id"]]
+        events.append(
+            {
+                "ord": len(events) + 1,
+                "id": str(entry["id"]),
+                "type": event_type(entry["entity"], entry["action"]),
+                "subject": str(entry["entity_id"]),
+                "data": data_of(entry, record),
+            }
+        )
+    for customer_id, events in by_customer.items():
+        await session.execute(_APPEND, {"customer_id": customer_id, "count": len(events), "events": events})
+
+
+async def children_deleted(
+    session: AsyncSession, customer_id: UUID, user_id: UUID | None, role: str | None, request_id: str | None
+) -> None:
+    """The `deleted` history entries and events of a customer's contacts and interactions (before its delete)."""
+    await session.execute(
+        _CHILDREN_DELETED, {"customer_id": customer_id, "user_id": user_id, "role": role, "request_id": request_id}
+    )
+
+
+def envelope(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The structured-mode CloudEvent 1.0 of an `events` row (as the relay, the feed and webhooks send it)."""
+    data = row["data"]
+    return {
+        "specversion": "1.0",
+        "id": str(row["id"]),
+        "source": SOURCE,
+        "type": row["type"],
+        "subject": str(row["subject"]),
+        "time": row["time"].isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "customerid": str(row["customer_id"]),
+        "sequence": str(row["sequence"]),
+        "data": json.loads(data) if isinstance(data, str) else data,
+    }
