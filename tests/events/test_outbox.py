@@ -16,9 +16,7 @@ from tests.history.support import history
 
 
 async def _events(db: asyncpg.Connection[Any], customer_id: str) -> list[asyncpg.Record]:
-    return await db.fetch(
-        "SELECT * FROM events WHERE customer_id = $1 ORDER BY sequence", uuid.UUID(customer_id)
-    )
+    return await db.fetch("SELECT * FROM events WHERE customer_id = $1 ORDER BY sequence", uuid.UUID(customer_id))
 
 
 async def test_each_entry_is_an_event_with_its_id_and_the_record_after_the_change(
