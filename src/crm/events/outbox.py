@@ -1,15 +1,15 @@
-"""Writing the outbox: one event per history entry, in the transaction of the change.
+"""Writing the outbox: each history entry and its event, in one statement of the change's transaction.
 
-`crm.history.service.Changes.write` hands its entries here right after inserting them, so an
-event exists exactly when its entry does: a rolled-back request leaves neither. The event's
-id is the entry's id, so erasure finds both by the customer and a consumer can ask the
-history for the entry an event announced.
+`crm.history.service.Changes.write` hands its entries here, and one statement per customer
+inserts the entries and their events together, so an event exists exactly when its entry does
+(a rolled-back request leaves neither) at the cost of one round trip per write. The event's id
+is the entry's id, so erasure finds both by the customer and a consumer can ask the history
+for the entry an event announced.
 
 `sequence` numbers one customer's events 1, 2, 3... in commit order with no gaps. The next
 numbers come from the customer's `event_sequences` row, bumped by an upsert whose row lock
 lasts until the commit: a second writer of the same customer waits there, so it cannot take
-a number before the first has committed (or rolled back, taking its numbers with it). Each
-customer's events are one statement: the bump and the inserts together.
+a number before the first has committed (or rolled back, taking its numbers with it).
 """
 
 from __future__ import annotations
@@ -27,23 +27,40 @@ from sqlalchemy.types import Integer, String, Uuid
 
 SOURCE = "crm-service"
 
-_APPEND = text(
+# One customer's entries, given as one JSON array (one parameter however many there are); the
+# event's `data` is {<entity>: record, changes, actor, request_id}.
+_WRITE = text(
     """
-    WITH numbers AS (
+    WITH given AS (
+        SELECT * FROM jsonb_to_recordset(:entries) AS e(
+            ord int, id uuid, entity text, entity_id uuid, action text, version int, changes jsonb, record jsonb)
+    ), entries AS (
+        INSERT INTO history
+            (id, entity, entity_id, customer_id, action, actor_user_id, actor_role, request_id, version, changes)
+        SELECT id, entity, entity_id, :customer_id, action, :user_id, :role, :request_id, version, changes
+        FROM given ORDER BY ord
+    ), numbers AS (
         INSERT INTO event_sequences AS s (customer_id, last) VALUES (:customer_id, :count)
         ON CONFLICT (customer_id) DO UPDATE SET last = s.last + excluded.last
         RETURNING s.last
     )
     INSERT INTO events (id, type, customer_id, subject, sequence, data)
-    SELECT e.id, e.type, :customer_id, e.subject, numbers.last - :count + e.ord, e.data
-    FROM numbers, jsonb_to_recordset(:events) AS e(ord int, id uuid, type text, subject uuid, data jsonb)
+    SELECT given.id, 'crm.' || given.entity || '.' || given.action, :customer_id, given.entity_id,
+           numbers.last - :count + given.ord,
+           jsonb_build_object(
+               given.entity, given.record, 'changes', given.changes,
+               'actor', jsonb_build_object('user_id', CAST(:user_id AS text), 'role', CAST(:role AS text)),
+               'request_id', CAST(:request_id AS text))
+    FROM given, numbers ORDER BY given.ord
     """
 ).bindparams(
+    bindparam("entries", type_=JSONB),
     bindparam("customer_id", type_=Uuid),
     bindparam("count", type_=Integer),
-    bindparam("events", type_=JSONB),
+    bindparam("user_id", type_=Uuid),
+    bindparam("role", type_=String),
+    bindparam("request_id", type_=String),
 )
-
 
 # The entries and events of the contacts and interactions a customer's delete takes with it,
 # in one statement: the rows are read once (to_jsonb: the record as it was), each gets its
@@ -88,40 +105,44 @@ _CHILDREN_DELETED = text(
 )
 
 
-def event_type(entity: str, action: str) -> str:
-    return f"crm.{entity}.{action}"
+async def write(
+    session: AsyncSession,
+    entries: Iterable[Mapping[str, Any]],
+    user_id: UUID | None,
+    role: str | None,
+    request_id: str | None,
+) -> None:
+    """Insert the history entries and an event for each, in the given order (one statement per customer).
 
-
-def data_of(entry: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The CloudEvent's `data` for one history entry; `record` is the row after the change."""
-    return {
-        entry["entity"]: record,
-        "changes": entry["changes"],
-        "actor": {"user_id": _text(entry["actor_user_id"]), "role": entry["actor_role"]},
-        "request_id": entry["request_id"],
-    }
-
-
-def _text(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
-async def append(session: AsyncSession, entries: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None]]) -> None:
-    """Add an event for each (history entry, record after the change), in the given order."""
+    Each entry holds the history row's values and `record`, the row after the change.
+    """
     by_customer: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
-    for entry, record in entries:
-        events = by_customer[entry["customer_id"]]
-        events.append(
+    for entry in entries:
+        given = by_customer[entry["customer_id"]]
+        given.append(
             {
-                "ord": len(events) + 1,
+                "ord": len(given) + 1,
                 "id": str(entry["id"]),
-                "type": event_type(entry["entity"], entry["action"]),
-                "subject": str(entry["entity_id"]),
-                "data": data_of(entry, record),
+                "entity": entry["entity"],
+                "entity_id": str(entry["entity_id"]),
+                "action": entry["action"],
+                "version": entry["version"],
+                "changes": entry["changes"],
+                "record": entry["record"],
             }
         )
-    for customer_id, events in by_customer.items():
-        await session.execute(_APPEND, {"customer_id": customer_id, "count": len(events), "events": events})
+    for customer_id, given in by_customer.items():
+        await session.execute(
+            _WRITE,
+            {
+                "entries": given,
+                "customer_id": customer_id,
+                "count": len(given),
+                "user_id": user_id,
+                "role": role,
+                "request_id": request_id,
+            },
+        )
 
 
 async def children_deleted(

@@ -23,7 +23,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import insert, inspect
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.auth.guard import Grant
@@ -34,7 +34,7 @@ from crm.db.models import Base
 from crm.errors import NotFound, ValidationFailed
 from crm.events import outbox
 from crm.history import queries
-from crm.history.models import HistoryAction, HistoryEntity, HistoryEntry
+from crm.history.models import HistoryAction, HistoryEntity
 from crm.history.schemas import HistoryPage, at_text
 from crm.interactions.models import Interaction
 from crm.log import request_id_var
@@ -47,9 +47,6 @@ _ENTITIES: dict[type[Base], HistoryEntity] = {
     Contact: HistoryEntity.contact,
     Interaction: HistoryEntity.interaction,
 }
-
-
-_INSERT = insert(HistoryEntry.__table__)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +86,6 @@ def record_of(record: Base) -> dict[str, Any]:
     return {attr.key: _plain(getattr(record, attr.key)) for attr in inspect(type(record)).column_attrs}
 
 
-# One entry (a history row's values) with the record as it is after the change.
-_Entry = tuple[dict[str, Any], dict[str, Any]]
-
-
 def _customer_of(record: Base) -> UUID:
     customer_id: UUID = record.id if isinstance(record, Customer) else record.customer_id  # type: ignore[attr-defined]
     return customer_id
@@ -122,29 +115,23 @@ class Changes:
 
     def changed(self) -> bool:
         """Whether any entry would be written (so far)."""
-        return bool(self._entries())
+        return bool(self.entries())
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The entries, in the order the changes were registered (creations, updates, deletes)."""
-        return [entry for entry, _ in self._entries()]
+    def entries(self) -> list[dict[str, Any]]:
+        """The entries' values (and `record`, the row after the change, for the event), in the order
+        the changes were registered: creations, updates, deletes."""
 
-    def _entries(self) -> list[_Entry]:
-        request_id = request_id_var.get()
-
-        def entry(record: Base, action: HistoryAction, version: int, changes: dict[str, Any]) -> _Entry:
-            row = {
+        def entry(record: Base, action: HistoryAction, version: int, changes: dict[str, Any]) -> dict[str, Any]:
+            return {
                 "id": uuid.uuid4(),
                 "entity": _ENTITIES[type(record)].value,
                 "entity_id": record.id,  # type: ignore[attr-defined]
                 "customer_id": _customer_of(record),
                 "action": action.value,
-                "actor_user_id": self.actor.user_id,
-                "actor_role": self.actor.role,
-                "request_id": request_id,
                 "version": version,
                 "changes": changes,
+                "record": record_of(record),
             }
-            return row, record_of(record)
 
         entries = []
         for record in self._created:
@@ -163,11 +150,9 @@ class Changes:
 
     async def write(self, session: AsyncSession) -> int:
         """Insert the entries and their events; how many entries. Call after the request's last flush."""
-        entries = self._entries()
+        entries = self.entries()
         if entries:
-            # The table's insert, not the ORM's: no identities to track for rows nobody reads back.
-            await session.execute(_INSERT, [entry for entry, _ in entries])
-            await outbox.append(session, entries)
+            await outbox.write(session, entries, self.actor.user_id, self.actor.role, request_id_var.get())
         return len(entries)
 
     async def children_deleted(self, session: AsyncSession, customer_id: UUID) -> None:
