@@ -7,7 +7,12 @@ from crm.db.models import Base
 from crm.events.models import Event, EventSequence
 from crm.history.models import HistoryEntry
 from crm.idempotency.models import IdempotencyKey
-from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
+from crm.interactions.aggregates import (
+    InteractionDailyCount,
+    InteractionDayCount,
+    InteractionMonthUserCount,
+    InteractionUserCount,
+)
 from crm.interactions.models import Interaction
 from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
 
@@ -24,6 +29,7 @@ __all__ = [
     "Interaction",
     "InteractionDailyCount",
     "InteractionDayCount",
+    "InteractionMonthUserCount",
     "InteractionUserCount",
     "OrderProjection",
 ]

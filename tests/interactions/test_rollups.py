@@ -308,3 +308,56 @@ async def test_opposite_moves_between_two_months_do_not_deadlock(
         for writer in writers:
             await writer.close()
     await _assert_all_time_exact(client, admin, db)
+
+
+async def test_ranges_over_whole_and_partial_months_count_users_exactly(
+    client: httpx.AsyncClient, tokens: TokenFactory, admin: dict[str, str], db: asyncpg.Connection[Any]
+) -> None:
+    """byUser of a long range takes whole months from the month roll-up and the days at its ends
+    from the daily one: each way of cutting months must still equal a direct count."""
+    rng = random.Random(11)
+    customer = uuid.UUID((await create_customer(client, admin))["id"])
+    users = [uuid.uuid4() for _ in range(4)]
+    moments = [BASE + timedelta(days=d, hours=rng.randrange(24)) for d in range(-70, 120, 2)]
+    async with db.transaction():
+        for i, user in enumerate(users):
+            await db.execute(_INSERT, customer, user, moments[i::4])
+        # Moves across months and deletes, through the trigger.
+        await db.execute("UPDATE interactions SET date = date + interval '17 days' WHERE user_id = $1", users[0])
+        await db.execute("DELETE FROM interactions WHERE user_id = $1 AND date < $2", users[1], BASE)
+
+    def day(iso: str) -> datetime:
+        return datetime.fromisoformat(iso).replace(tzinfo=UTC)
+
+    ranges = [
+        (day("2025-01-01"), day("2025-04-01")),  # whole months only
+        (day("2025-01-15"), day("2025-04-20")),  # partial months at both ends
+        (day("2025-02-03"), day("2025-02-25")),  # inside one month
+        (day("2025-02-10"), day("2025-03-05")),  # two partial months, no whole one
+        (day("2025-01-31"), day("2025-03-01")),  # one whole month and one day before it
+        (day("2025-03-01"), None),
+        (None, day("2025-02-14")),
+        (day("2025-01-10") + timedelta(hours=7), day("2025-05-02") + timedelta(hours=3)),  # with edge hours
+    ]
+
+    async def check() -> None:
+        for start, end in ranges:
+            for user in (None, users[2]):
+                params = {}
+                if start is not None:
+                    params["startDate"] = _iso(start)
+                if end is not None:
+                    params["endDate"] = _iso(end - timedelta(microseconds=1))
+                if user is not None:
+                    params["userId"] = str(user)
+                response = await client.get("/api/interactions/statistics", params=params, headers=admin)
+                assert response.status_code == 200, response.text
+                assert response.json() == await _truth(db, start, end, user), params
+
+    await check()
+    months = await db.fetchval("SELECT count(*) FROM interaction_month_user_counts WHERE n <> 0")
+    assert months > 10, "the month roll-up must hold the months written above"
+    # The rebuild recounts the month roll-up too.
+    await db.execute("UPDATE interaction_month_user_counts SET n = n + 5")
+    await db.execute("SELECT crm_rebuild_aggregates()")
+    await check()

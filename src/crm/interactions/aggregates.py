@@ -10,7 +10,9 @@ shape answers one question:
 - interaction_user_counts (user_id): all-time byUser;
 - interaction_day_totals (day): everyone's byDate over a range of whole days;
 - interaction_type_totals (type): all-time byType / total;
-- interaction_month_days (month): all-time byDate already rendered, one JSON fragment a month.
+- interaction_month_days (month): all-time byDate already rendered, one JSON fragment a month;
+- interaction_month_user_counts (month, user_id): a long range's byUser, by whole months
+  (crm_users_between in the SQL adds the days at its ends).
 
 The triggers are `crm/interactions/sql/rollups.sql`, the rebuild after a bulk load
 `crm/common/sql/rebuild_aggregates.sql`.
@@ -93,6 +95,16 @@ class InteractionMonthDays(Base):
 
     month: Mapped[date] = mapped_column(Date, primary_key=True)  # the month's first day
     days: Mapped[str] = mapped_column(Text)
+
+
+class InteractionMonthUserCount(Base):
+    """Interactions per UTC calendar month and user, all types."""
+
+    __tablename__ = "interaction_month_user_counts"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # the month's first day
+    user_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 @dataclass
@@ -197,14 +209,7 @@ async def whole_days(connection: asyncpg.Connection, whole: Split, user_id: UUID
             connection, select(InteractionUserCount.user_id, InteractionUserCount.n).where(InteractionUserCount.n != 0)
         )
     else:
-        daily = InteractionDailyCount
-        users = await _fetch(
-            connection,
-            select(daily.user_id, func.sum(daily.n))
-            .where(*_day_range(daily.day, whole))
-            .group_by(daily.user_id)
-            .having(func.sum(daily.n) != 0),
-        )
+        users = await _USERS_BETWEEN.fetch(connection, {"first_day": whole.first_day, "end_day": whole.end_day})
     for user, n in users:
         tally.by_user[str(user)] += int(n)
     return tally
@@ -257,8 +262,9 @@ SELECT '{"total" : ' || (SELECT sum(n) FROM types)
     || '}'
 """)
 
-# A range (at least one bound) sums the (day, type) roll-up for its types and the (day, type,
-# user) roll-up for its users. Days print as YYYY-MM-DD: the pools pin DateStyle to ISO.
+# A range (at least one bound) sums the (day, type) roll-up for its types and takes its users
+# from crm_users_between (whole months, then days). Days print as YYYY-MM-DD: the pools pin
+# DateStyle to ISO.
 _RANGE = text("""
 WITH types AS (
     SELECT t.type, t.pos, coalesce(
@@ -274,10 +280,7 @@ WITH types AS (
       AND (CAST(:first_day AS date) IS NULL OR day >= :first_day)
       AND (CAST(:end_day AS date) IS NULL OR day < :end_day)
 ), users AS (
-    SELECT user_id::text AS key, sum(n)::int8 AS n FROM interaction_daily_counts
-    WHERE (CAST(:first_day AS date) IS NULL OR day >= :first_day)
-      AND (CAST(:end_day AS date) IS NULL OR day < :end_day)
-    GROUP BY user_id HAVING sum(n) <> 0
+    SELECT user_id::text AS key, n FROM crm_users_between(CAST(:first_day AS date), CAST(:end_day AS date))
 )
 SELECT json_build_object(
     'total', (SELECT sum(n) FROM types),
@@ -288,6 +291,9 @@ SELECT json_build_object(
 """)
 
 
+_USERS_BETWEEN = DriverStatement.of(
+    text("SELECT user_id, n FROM crm_users_between(CAST(:first_day AS date), CAST(:end_day AS date))")
+)
 _ALL_TIME_ON_DRIVER = DriverStatement.of(_ALL_TIME)
 _RANGE_ON_DRIVER = DriverStatement.of(_RANGE)
 

@@ -20,6 +20,9 @@ BEGIN
     DELETE FROM interaction_user_counts;
     INSERT INTO interaction_user_counts (user_id, n)
         SELECT user_id, sum(n) FROM interaction_daily_counts GROUP BY 1;
+    DELETE FROM interaction_month_user_counts;
+    INSERT INTO interaction_month_user_counts (month, user_id, n)
+        SELECT date_trunc('month', day::timestamp)::date, user_id, sum(n) FROM interaction_daily_counts GROUP BY 1, 2;
     DELETE FROM interaction_day_totals;
     INSERT INTO interaction_day_totals (day, n)
         SELECT day, sum(n) FROM interaction_day_counts GROUP BY 1;

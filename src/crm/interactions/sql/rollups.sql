@@ -5,7 +5,8 @@
 --
 --   interaction_daily_counts (day, type, user_id), interaction_day_counts (day, type),
 --   interaction_user_counts (user_id), interaction_day_totals (day),
---   interaction_type_totals (type), interaction_month_days (month: byDate pre-rendered).
+--   interaction_type_totals (type), interaction_month_days (month: byDate pre-rendered),
+--   interaction_month_user_counts (month, user_id).
 --
 -- Days are UTC days. Rows whose count fell back to zero stay (the trigger only adds deltas);
 -- readers skip them.
@@ -57,6 +58,9 @@ LANGUAGE sql AS $$
     INSERT INTO interaction_type_totals AS t (type, n)
     VALUES (p_type, p_delta)
     ON CONFLICT (type) DO UPDATE SET n = t.n + excluded.n;
+    INSERT INTO interaction_month_user_counts AS m (month, user_id, n)
+    VALUES (date_trunc('month', p_date AT TIME ZONE 'UTC')::date, p_user, p_delta)
+    ON CONFLICT (month, user_id) DO UPDATE SET n = m.n + excluded.n;
     UPDATE interaction_month_days
     SET days = crm_month_days(month)
     WHERE month = date_trunc('month', p_date AT TIME ZONE 'UTC')::date;
@@ -90,3 +94,39 @@ CREATE OR REPLACE TRIGGER interactions_daily_update
     FOR EACH ROW WHEN (OLD.date IS DISTINCT FROM NEW.date OR OLD.type IS DISTINCT FROM NEW.type
                        OR OLD.user_id IS DISTINCT FROM NEW.user_id)
     EXECUTE FUNCTION crm_interactions_daily_trg();
+
+-- byUser over the whole UTC days [p_first, p_end) (NULL: unbounded): the calendar months
+-- wholly inside from interaction_month_user_counts, the days before the first and after the
+-- last of them from interaction_daily_counts. A range of years then reads ~50 users a month
+-- and at most two months of days, instead of every (day, type, user) row it covers (~110,000
+-- for a year of the bench's data). With no whole month inside, every day comes from the days.
+-- Dates are truncated as timestamps without time zone: the session's TimeZone must not move them.
+CREATE OR REPLACE FUNCTION crm_users_between(p_first date, p_end date) RETURNS TABLE (user_id uuid, n bigint)
+LANGUAGE sql STABLE AS $$
+    WITH span AS (
+        SELECT coalesce(p_first, '-infinity'::date) AS first_day,
+               coalesce(p_end, 'infinity'::date) AS end_day,
+               CASE WHEN p_first IS NULL THEN '-infinity'::date
+                    ELSE (date_trunc('month', (p_first - 1)::timestamp) + interval '1 month')::date END AS m0,
+               CASE WHEN p_end IS NULL THEN 'infinity'::date
+                    ELSE date_trunc('month', p_end::timestamp)::date END AS m1
+    ), bounds AS (
+        SELECT first_day, end_day,
+               CASE WHEN m0 < m1 THEN m0 ELSE end_day END AS m0,
+               CASE WHEN m0 < m1 THEN m1 ELSE end_day END AS m1
+        FROM span
+    )
+    SELECT pieces.user_id, sum(pieces.n)::bigint
+    FROM (
+        SELECT m.user_id, m.n FROM interaction_month_user_counts m, bounds
+        WHERE m.month >= bounds.m0 AND m.month < bounds.m1
+        UNION ALL
+        SELECT d.user_id, d.n FROM interaction_daily_counts d, bounds
+        WHERE d.day >= bounds.first_day AND d.day < bounds.m0
+        UNION ALL
+        SELECT d.user_id, d.n FROM interaction_daily_counts d, bounds
+        WHERE d.day >= bounds.m1 AND d.day < bounds.end_day
+    ) AS pieces
+    GROUP BY pieces.user_id
+    HAVING sum(pieces.n) <> 0
+$$;
