@@ -132,7 +132,8 @@ def status_type_pairs() -> list[str]:
     return [f"status={s}&type={t}&sortBy=last_name&sortOrder=asc" for s, t in pairs]
 
 
-def all_cases(cursors: list[str], owners: list[str], users: list[str]) -> list[Case]:
+def all_cases(cursors: list[str], owners: list[str], users: list[str], history: tuple[str, list[str]]) -> list[Case]:
+    big_customer, user_weeks = history
     fragments = encoded(SEARCH_FRAGMENTS)
     return [
         Case("baseline: GET customer by id", "/customers/{id}", "baseline", "customers", baseline=True),
@@ -190,5 +191,7 @@ def all_cases(cursors: list[str], owners: list[str], users: list[str]) -> list[C
             "/api/interactions/search?query={q}",
             values=encoded(ABSENT_WORDS),
         ),
+        Case("history of a customer with 10,000 entries", f"/api/customers/{big_customer}/history?limit=50", "fast"),
+        Case("history of one user's week (10M entries)", "/api/history?limit=50&{q}", values=user_weeks),
         Case("POST customer", "/api/customers", "post", script="post_customer.lua"),
     ]

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from bench import report  # noqa: E402 - after the path above
+from bench import history, report  # noqa: E402 - after the path above
 from bench.cases import Case, all_cases  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
@@ -444,7 +444,8 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
     try:
         wait_ready(f"{SERVICE}/ready")
         wait_ready(f"{BASELINE}/customers/{ids['customers'][0]}")
-        cases = all_cases(cursors(SERVICE, token, sizes["customers"]), ids["owners"], ids["users"])
+        entries = asyncio.run(history.prepare(db.url, log))
+        cases = all_cases(cursors(SERVICE, token, sizes["customers"]), ids["owners"], ids["users"], entries)
         if args.only:
             cases = [c for c in cases if any(o in c.name for o in args.only)]
         sampler = RssSampler(service.pid)

@@ -70,8 +70,12 @@ async def create_once(call: Call[Any, Any], write: Callable[[], Awaitable[Answer
     The endpoint declares the `Idempotency-Key` header as its `idempotency_key` parameter and a
     JSON body; the fingerprint is the route and that body.
     """
+    key = call.params.idempotency_key
+    if key is None:
+        # Most creates carry no key: no fingerprint (a dump and a hash of the body) to make.
+        return (await write()).response()
     print_ = fingerprint(call.scope["method"], call.path, call.body.model_dump(mode="json"))
-    return await run_once(call.session, call.user.user_id, call.params.idempotency_key, print_, write)
+    return await run_once(call.session, call.user.user_id, key, print_, write)
 
 
 async def run_once(
