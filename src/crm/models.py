@@ -13,7 +13,7 @@ from crm.interactions.aggregates import (
     InteractionMonthUserCount,
     InteractionUserCount,
 )
-from crm.interactions.models import Interaction
+from crm.interactions.models import Interaction, InteractionWord
 from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "InteractionDayCount",
     "InteractionMonthUserCount",
     "InteractionUserCount",
+    "InteractionWord",
     "OrderProjection",
 ]

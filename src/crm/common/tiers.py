@@ -49,6 +49,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
+    Text,
     UnaryExpression,
     bindparam,
     case,
@@ -58,7 +59,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import CompoundSelect
@@ -149,6 +150,9 @@ class SearchSpec:
     # The ids of one customer's rows, by an index, over the parameter `customer_id` (for searches
     # within a customer: `find(..., customer_id=...)`).
     of_customer: Select[Any] | None = None
+    # A table of the lowered words the documents hold (a `word` column, trigram-indexed): the
+    # typo pass looks through the documents only when one of them resembles a query word.
+    vocabulary: Any = None
     _compiled: dict[tuple[Any, ...], DriverStatement] = field(default_factory=dict, repr=False)
 
 
@@ -248,6 +252,7 @@ class _Search:
 
     def __init__(self, spec: SearchSpec, query: str, connection: asyncpg.Connection, own: Select[Any] | None) -> None:
         self.spec = spec
+        self.query = query
         self.shape, self.values = parameters(query)
         self.connection = connection
         self.own = own  # one customer's ids (over parameters given in `values`), or every row
@@ -565,6 +570,8 @@ async def _similar(s: _Search, limit: int, bounds: Bounds) -> list[UUID]:
     if s.own is not None:
         own = s.own
         return await s.ids("typo-own", lambda *_: _by_similarity(spec, lowered, _own(own), limit), limit)
+    if spec.vocabulary is not None and not await _resembles_a_word(s):
+        return []
 
     def near(*_: Any) -> Select[Any]:
         table = entity.__table__
@@ -581,6 +588,26 @@ async def _similar(s: _Search, limit: int, bounds: Bounds) -> list[UUID]:
         return _by_similarity(spec, lowered, chosen.cte("indexed").prefix_with("MATERIALIZED"), limit)
 
     return await s.ids("typo-indexed", indexed, limit, bounds.typo_candidates)
+
+
+async def _resembles_a_word(s: _Search) -> bool:
+    """Whether a word the documents hold is similar to one of the query's typo-worthy words.
+
+    Per word, not the whole query: "olena petrneko" resembles the documents that hold "olena"
+    and "petrenko" though no single word resembles both. A document similar to the query
+    almost always holds such a word (pg_trgm compares words' trigrams; an extent spanning two
+    words is the rare exception), so a query none resembles finds nothing among millions of
+    texts either, and is answered without looking.
+    """
+    vocabulary = s.spec.vocabulary
+    words = [w.lower() for w in _WORD.findall(s.query) if len(w) >= TYPO_MIN_WORD]
+
+    def build(*_: Any) -> Select[Any]:
+        given = func.unnest(bindparam("words", type_=ARRAY(Text))).column_valued("given")
+        return select(vocabulary.word).where(given.op("<%")(vocabulary.word)).limit(1)
+
+    s.values["words"] = words
+    return bool(words) and bool(await s.fetch("typo-vocabulary", build))
 
 
 def _by_similarity(spec: SearchSpec, lowered: ColumnElement[str], chosen: Any, limit: int) -> Select[Any]:

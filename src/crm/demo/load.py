@@ -150,6 +150,8 @@ _REBUILD = "SELECT crm_rebuild_aggregates()"
 # The typo tier's dictionary of customers' words (crm/customers/sql/customer_words.sql): its
 # trigger does not fire for rows loaded while the tables were stripped.
 _REBUILD_WORDS = "SELECT crm_rebuild_customer_words()"
+# The same for interactions' words (crm/interactions/sql/words.sql).
+_REBUILD_INTERACTION_WORDS = "SELECT crm_rebuild_interaction_words()"
 
 
 async def _build_order(conn: asyncpg.Connection[Any], indexes: list[tuple[str, str]]) -> list[str]:
@@ -162,11 +164,12 @@ async def _build_order(conn: asyncpg.Connection[Any], indexes: list[tuple[str, s
         # Their SHARE locks on customers and interactions do not conflict with CREATE INDEX's.
         jobs.append(("interactions", _REBUILD))
         jobs.append(("customers", _REBUILD_WORDS))
+        jobs.append(("interactions", _REBUILD_INTERACTION_WORDS))
 
     def cost(job: tuple[str, str]) -> int:
         table, statement = job
         inverted = " USING gin " in statement or " USING gist " in statement
-        rebuild = statement in {_REBUILD, _REBUILD_WORDS}
+        rebuild = statement in {_REBUILD, _REBUILD_WORDS, _REBUILD_INTERACTION_WORDS}
         return int(sizes.get(table, 0)) * (10 if inverted else 3 if rebuild else 1)
 
     return [statement for _, statement in sorted(jobs, key=cost, reverse=True)]
@@ -227,6 +230,7 @@ async def rebuild_aggregates(conn: asyncpg.Connection[Any]) -> None:
     if await _has_rebuild(conn):
         await conn.execute(_REBUILD)
         await conn.execute(_REBUILD_WORDS)
+        await conn.execute(_REBUILD_INTERACTION_WORDS)
 
 
 def load(plan: Plan, *, workers: int | None, progress: Callable[[int], None], say: Callable[[str], None]) -> None:

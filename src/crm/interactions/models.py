@@ -67,3 +67,16 @@ class Interaction(TimestampedVersioned, Base):
             postgresql_ops={"crm_interaction_search_text": "gin_trgm_ops"},
         ),
     )
+
+
+class InteractionWord(Base):
+    """A lowered word of some interaction's subject or description (or one it had): whether the
+    typo-tolerant search has anything to look for, kept by a trigger (crm/interactions/sql/words.sql)."""
+
+    __tablename__ = "interaction_words"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        Index("ix_interaction_words_trgm", "word", postgresql_using="gin", postgresql_ops={"word": "gin_trgm_ops"}),
+    )

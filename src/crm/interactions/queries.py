@@ -22,7 +22,7 @@ from crm.contacts.models import Contact
 from crm.customers.models import Customer
 from crm.db.reads import DriverStatement
 from crm.interactions import aggregates
-from crm.interactions.models import Interaction, InteractionType, search_text_of
+from crm.interactions.models import Interaction, InteractionType, InteractionWord, search_text_of
 
 SORTABLE = {
     "date": Interaction.date,
@@ -217,6 +217,7 @@ SEARCH = tiers.SearchSpec(
     order=(Interaction.date.desc(), Interaction.id.desc()),
     document=search_text_of(Interaction.subject, Interaction.description),
     of_customer=_OF_CUSTOMER,
+    vocabulary=InteractionWord,
 )
 
 
