@@ -4,11 +4,13 @@ from crm.contacts.models import Contact
 from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
 from crm.db.models import Base
+from crm.erasure.models import ErasedId
 from crm.history.models import HistoryEntry
 from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction
 from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
+from crm.trash.models import TrashedRow
 
 __all__ = [
     "Base",
@@ -16,6 +18,7 @@ __all__ = [
     "Customer",
     "CustomerOrderFigures",
     "CustomerSegmentCount",
+    "ErasedId",
     "HistoryEntry",
     "IdempotencyKey",
     "Interaction",
@@ -23,4 +26,5 @@ __all__ = [
     "InteractionDayCount",
     "InteractionUserCount",
     "OrderProjection",
+    "TrashedRow",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Integer, String, cast, insert, inspect, literal, select, union_all
+from sqlalchemy import Integer, String, cast, column, func, insert, inspect, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
@@ -32,7 +32,7 @@ from crm.common.pagination import Cursor, SortOrder
 from crm.contacts.models import Contact
 from crm.customers.models import Customer
 from crm.db.models import Base
-from crm.errors import NotFound, ValidationFailed
+from crm.errors import Erased, NotFound, ValidationFailed
 from crm.history import queries
 from crm.history.models import HistoryAction, HistoryEntity, HistoryEntry
 from crm.history.schemas import HistoryPage, at_text
@@ -97,6 +97,9 @@ class Changes:
     _watched: dict[int, tuple[Base, dict[str, Any]]] = field(default_factory=dict)
     _created: list[Base] = field(default_factory=list)
     _deleted: list[tuple[Base, int]] = field(default_factory=list)
+    _other: list[tuple[HistoryEntity, HistoryAction, UUID, UUID, int | None, dict[str, Any]]] = field(
+        default_factory=list
+    )
 
     def watch(self, *records: Base) -> None:
         """Remember the records' values before this request changes any of them."""
@@ -110,6 +113,20 @@ class Changes:
         """Call before the delete is flushed: the entry's version follows the last one the record had."""
         self._watched.pop(id(record), None)
         self._deleted.append((record, record.version))  # type: ignore[attr-defined]
+
+    def restored(self, entity: HistoryEntity, row: Mapping[str, Any]) -> None:
+        """A record a restore put back (its row as inserted): every field set, with `old: null`, as
+        for `created`, so a reader who saw it deleted learns all it holds again."""
+        values = {name: {"old": None, "new": _plain(v)} for name, v in row.items() if name not in _NOT_FIELDS}
+        customer_id = row["id"] if entity is HistoryEntity.customer else row["customer_id"]
+        changes = {name: change for name, change in values.items() if change["new"] is not None}
+        self._other.append((entity, HistoryAction.restored, row["id"], customer_id, row["version"], changes))
+
+    def erased(self, customer_id: UUID, counts: Mapping[str, tuple[int | None, int]]) -> None:
+        """The one entry of an erasure: who erased (the actor) and how many records, as
+        `{name: {"old": before, "new": after}}` (no values of the person: they are gone)."""
+        changes = {name: {"old": old, "new": new} for name, (old, new) in counts.items()}
+        self._other.append((HistoryEntity.customer, HistoryAction.erased, customer_id, customer_id, None, changes))
 
     def changed(self) -> bool:
         """Whether any entry would be written (so far)."""
@@ -145,6 +162,20 @@ class Changes:
             # The version a soft delete (the trash) will move the row to, so a record's entries
             # stay numbered one step apart.
             rows.append(row(record, HistoryAction.deleted, version + 1, {}))
+        for entity, action, entity_id, customer_id, version_after, changes in self._other:
+            rows.append(
+                {
+                    "entity": entity.value,
+                    "entity_id": entity_id,
+                    "customer_id": customer_id,
+                    "action": action.value,
+                    "actor_user_id": self.actor.user_id,
+                    "actor_role": self.actor.role,
+                    "request_id": request_id,
+                    "version": version_after,
+                    "changes": changes,
+                }
+            )
         return rows
 
     async def write(self, session: AsyncSession) -> int:
@@ -183,6 +214,28 @@ class Changes:
                 union_all(of(Contact, HistoryEntity.contact), of(Interaction, HistoryEntity.interaction)),
             )
         )
+
+
+async def redact_customer(session: AsyncSession, customer_id: UUID) -> int:
+    """Erasure's one exception to append-only: every entry about the customer (its own, its
+    contacts' and interactions') keeps its structure and field names, every value becomes null.
+    How many entries."""
+    result = await session.execute(
+        update(HistoryEntry)
+        .where(HistoryEntry.customer_id == customer_id)
+        .values(changes=_REDACTED)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# {field: {"old": null, "new": null}} for each field the entry named.
+_REDACTED = func.coalesce(
+    select(func.jsonb_object_agg(column("key"), literal({"old": None, "new": None}, JSONB)))
+    .select_from(func.jsonb_object_keys(HistoryEntry.changes).alias("key"))
+    .scalar_subquery(),
+    literal({}, JSONB),
+)
 
 
 # --- reading ---
@@ -231,6 +284,8 @@ async def history_page(
     if filters.field is not None and filters.field not in FIELDS:
         raise ValidationFailed.field("field", f"must be one of: {', '.join(sorted(FIELDS))}")
     keyset = _keyset(cursor, scope)
+    if filters.customer_id is not None and await queries.customer_erased(connection, filters.customer_id):
+        raise Erased(f"customer {filters.customer_id} was erased")
     rows = await queries.page(connection, filters, keyset, limit + 1)  # one more: is there a next page?
     if (
         not rows

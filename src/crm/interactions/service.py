@@ -25,6 +25,7 @@ from crm.history import service as history
 from crm.interactions import aggregates, queries
 from crm.interactions.models import Interaction, InteractionType
 from crm.interactions.queries import InteractionFilters
+from crm.trash import queries as trash
 from crm.interactions.schemas import InteractionCreate, InteractionStatistics, InteractionUpdate
 
 __all__ = [
@@ -264,6 +265,6 @@ async def delete_interaction(
     interaction = await _locked(session, interaction_id, author_only, precondition, for_delete=True)
     changes = history.Changes(actor)
     changes.deleted(interaction)
-    await session.delete(interaction)
-    await session.flush()
+    await trash.move_interaction(session, interaction.id, trash.Deletion.new(actor.user_id))
+    session.expunge(interaction)
     await changes.write(session)
