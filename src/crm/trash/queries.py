@@ -303,4 +303,4 @@ async def page(
         "after_id": after.id if after else None,
         "limit": limit,
     }
-    return await statement.fetch(connection, {name: values[name] for name in statement.names})
+    return await statement.fetch(connection, {name: values[name] for name in statement.names if name in values})
