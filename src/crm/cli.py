@@ -293,15 +293,21 @@ async def _sync(settings: Settings, url: str, since: datetime | None) -> None:
 
 @app.command()
 def purge(
-    days: Annotated[int | None, typer.Option(min=0, help="purge what was deleted this many days ago (default: CRM_TRASH_DAYS)")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="deletions per transaction (default: CRM_TRASH_PURGE_BATCH)")] = None,
+    days: Annotated[
+        int | None, typer.Option(min=0, help="purge what was deleted this many days ago (default: CRM_TRASH_DAYS)")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="deletions per transaction (default: CRM_TRASH_PURGE_BATCH)")
+    ] = None,
 ) -> None:
     """Purge the trash now: what was deleted longer ago than CRM_TRASH_DAYS, for good (history stays)."""
     import asyncio
 
     settings = _checked_settings()
     url = _database_url(settings)
-    result = asyncio.run(_purge(settings, url, settings.trash_days if days is None else days, batch or settings.trash_purge_batch))
+    result = asyncio.run(
+        _purge(settings, url, settings.trash_days if days is None else days, batch or settings.trash_purge_batch)
+    )
     if not result.ran:
         typer.echo("another instance is purging; nothing done", err=True)
         raise typer.Exit(1)

@@ -278,7 +278,8 @@ async def _stale_write(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(409, "the record was changed concurrently; reload it and retry", slug="conflict")
 
 
-def install_error_handlers(app: Starlette) -> None:
+def install_error_handlers(app: Starlette, *, erased_lookup: ErasedLookup | None = None) -> None:
+    app.state.erased_lookup = erased_lookup
     install_database_error_handler(app)
     app.add_exception_handler(StaleDataError, _stale_write)
     app.add_exception_handler(DomainError, _domain_error)

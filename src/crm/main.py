@@ -160,10 +160,18 @@ def _start_purge(app: Starlette, settings: Settings) -> asyncio.Task[None] | Non
             await asyncio.sleep(settings.trash_purge_interval)
             try:
                 await trash.purge(app.state.engine, settings.trash_days, settings.trash_purge_batch)
-            except Exception:  # noqa: BLE001 - the next run tries again; the service keeps serving
+            except Exception:  # the next run tries again; the service keeps serving
                 log.exception("trash purge failed")
 
     return asyncio.create_task(run(), name="crm-trash-purge")
+
+
+async def _stop(*tasks: asyncio.Task[None] | None) -> None:
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Middleware]:
@@ -237,11 +245,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             yield
         finally:
-            for task in (sampler, purger):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await _stop(sampler, purger)
             if traces is not None:
                 traces.stop()
             if consumer is not None:
@@ -274,6 +278,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.token_verifier = TokenVerifier(settings)
     app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
     # A 404 for an id an erasure removed is answered 410 (looked up only on a miss).
-    app.state.erased_lookup = erasure.erased_one
-    install_error_handlers(app)
+    install_error_handlers(app, erased_lookup=erasure.erased_one)
     return app

@@ -50,8 +50,12 @@ async def figures(client: httpx.AsyncClient, headers: Headers, db: asyncpg.Conne
     """What the service answers from its maintained aggregates, beside direct counts of the live rows."""
     segments = (await client.get("/api/customers/segments", headers=headers)).json()
     statistics = (await client.get("/api/interactions/statistics", headers=headers)).json()
-    by_status = {r["status"]: int(r["n"]) for r in await db.fetch("SELECT status, count(*) AS n FROM customers GROUP BY 1")}
-    by_type = {r["type"]: int(r["n"]) for r in await db.fetch("SELECT type, count(*) AS n FROM interactions GROUP BY 1")}
+    by_status = {
+        r["status"]: int(r["n"]) for r in await db.fetch("SELECT status, count(*) AS n FROM customers GROUP BY 1")
+    }
+    by_type = {
+        r["type"]: int(r["n"]) for r in await db.fetch("SELECT type, count(*) AS n FROM interactions GROUP BY 1")
+    }
     return {
         "served": {
             "customers": segments["total"],

@@ -50,7 +50,9 @@ async def test_two_restores_of_one_customer_from_two_connections(
     await delete(client, admin, f"/api/customers/{customer['id']}")
     path = f"/api/customers/{customer['id']}/restore"
     async with db.transaction():
-        await db.execute("SELECT 1 FROM trash WHERE entity = 'customer' AND id = $1 FOR UPDATE", uuid.UUID(customer["id"]))
+        await db.execute(
+            "SELECT 1 FROM trash WHERE entity = 'customer' AND id = $1 FOR UPDATE", uuid.UUID(customer["id"])
+        )
         racing = [asyncio.create_task(client.post(path, headers=admin)) for _ in range(2)]
         await asyncio.sleep(0.3)
         assert not any(task.done() for task in racing)
@@ -77,7 +79,9 @@ async def test_delete_and_restore_of_one_customer_racing_stay_consistent(
         assert {a.status_code for a in answers} <= {200, 204, 404, 409}, [a.text for a in answers]
         assert sum(await _live_and_trashed(db, cid)) == 1  # live or in the trash, never both or neither
         contacts = await db.fetchval("SELECT count(*) FROM contacts WHERE customer_id = $1", uuid.UUID(cid))
-        trashed = await db.fetchval("SELECT count(*) FROM trash WHERE entity = 'contact' AND customer_id = $1", uuid.UUID(cid))
+        trashed = await db.fetchval(
+            "SELECT count(*) FROM trash WHERE entity = 'contact' AND customer_id = $1", uuid.UUID(cid)
+        )
         assert contacts + trashed == 1
     counts = await figures(client, admin, db)
     assert counts["served"] == counts["direct"]
@@ -99,7 +103,8 @@ async def test_counters_segments_and_statistics_stay_exact_under_concurrent_writ
     async def churn(worker: int) -> None:
         local = random.Random(worker)
         for _ in range(12):
-            answered.append(await step(local))
+            status = await step(local)
+            answered.append(status)
 
     async def step(local: random.Random) -> int:
         customer = local.choice(customers)

@@ -30,7 +30,9 @@ async def test_an_employee_sees_and_restores_only_the_interactions_they_recorded
     await delete(client, admin, f"/api/customers/{gone_customer['id']}")
 
     assert [i["id"] for i in await trash(client, mine_headers)] == [mine["id"]]
-    assert [i["id"] for i in await trash(client, theirs_headers)] == [theirs["id"]]  # deleted by an admin, authored by them
+    assert [i["id"] for i in await trash(client, theirs_headers)] == [
+        theirs["id"]
+    ]  # deleted by an admin, authored by them
     assert await trash(client, mine_headers, entity="customer") == []
     assert len(await trash(client, admin)) == 4
 

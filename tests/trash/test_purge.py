@@ -60,7 +60,9 @@ async def test_purge_removes_what_is_due_and_nothing_else_and_history_stays(
     assert (await client.post(f"/api/customers/{recent['id']}/restore", headers=admin)).status_code == 200
 
 
-async def test_purge_runs_in_batches(app: Starlette, client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]) -> None:
+async def test_purge_runs_in_batches(
+    app: Starlette, client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]
+) -> None:
     for _ in range(7):
         customer = await create_customer(client, admin)
         await delete(client, admin, f"/api/customers/{customer['id']}")
@@ -84,7 +86,9 @@ async def test_purge_runs_in_batches(app: Starlette, client: httpx.AsyncClient, 
     assert await db.fetchval("SELECT count(*) FROM trash") == 0
 
 
-async def test_one_instance_at_a_time(app: Starlette, client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]) -> None:
+async def test_one_instance_at_a_time(
+    app: Starlette, client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]
+) -> None:
     customer = await create_customer(client, admin)
     await delete(client, admin, f"/api/customers/{customer['id']}")
     await db.execute("SELECT pg_advisory_lock($1)", PURGE_LOCK_KEY)  # another instance purging
@@ -102,7 +106,9 @@ async def test_a_restore_holding_the_row_wins_and_the_purge_skips_it(
 ) -> None:
     customer = await _trashed_customer(client, admin)
     async with db.transaction():  # what a restore holds while it runs
-        await db.execute("SELECT 1 FROM trash WHERE entity = 'customer' AND id = $1 FOR UPDATE", uuid.UUID(customer["id"]))
+        await db.execute(
+            "SELECT 1 FROM trash WHERE entity = 'customer' AND id = $1 FOR UPDATE", uuid.UUID(customer["id"])
+        )
         skipped = await purge(app.state.engine, 0, 100)
     assert (skipped.ran, skipped.deletions) == (True, 0)
     assert await db.fetchval("SELECT count(*) FROM trash") == 3
@@ -167,7 +173,10 @@ def test_crm_purge_on_demand(tmp_path: Path, database_url: str) -> None:
                 await conn.execute(
                     "INSERT INTO trash (entity, id, customer_id, deletion_id, head, record, summary, deleted_at) "
                     "VALUES ('customer', $1, $1, $2, true, $3::jsonb, 'S', now() - make_interval(days => $4))",
-                    uuid.uuid4(), uuid.uuid4(), record, age,
+                    uuid.uuid4(),
+                    uuid.uuid4(),
+                    record,
+                    age,
                 )
         finally:
             await conn.close()
@@ -177,10 +186,18 @@ def test_crm_purge_on_demand(tmp_path: Path, database_url: str) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": src, "DATABASE_URL": database_url, "CRM_DATA_DIR": str(tmp_path)}
     command = str(Path(sys.executable).with_name("crm"))
 
-    done = subprocess.run([command, "purge"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [command, "purge"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "purged 1 deletions (1 records)"
     shorter = subprocess.run(
-        [command, "purge", "--days", "5"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        [command, "purge", "--days", "5"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert shorter.stdout.strip().splitlines()[-1] == "purged 1 deletions (1 records)", shorter.stderr

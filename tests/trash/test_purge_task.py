@@ -21,7 +21,9 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"trash_days": 0, "trash_purge_interval": 0.05})
 
 
-async def test_the_service_purges_on_its_own(client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]) -> None:
+async def test_the_service_purges_on_its_own(
+    client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]
+) -> None:
     customer = await create_customer(client, admin)
     await delete(client, admin, f"/api/customers/{customer['id']}")
     for _ in range(100):
@@ -30,5 +32,3 @@ async def test_the_service_purges_on_its_own(client: httpx.AsyncClient, admin: H
         await asyncio.sleep(0.05)
     assert await db.fetchval("SELECT count(*) FROM trash") == 0
     assert_problem(await client.post(f"/api/customers/{customer['id']}/restore", headers=admin), 404)
-
-

@@ -20,7 +20,11 @@ async def test_a_deleted_customer_leaves_every_read_and_comes_back_as_it_was(
     client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]
 ) -> None:
     customer = await create_customer(
-        client, admin, first_name="Trashy", company_name="Bin Ltd", status="lead",
+        client,
+        admin,
+        first_name="Trashy",
+        company_name="Bin Ltd",
+        status="lead",
         contacts=[{"first_name": "Pat", "last_name": "Primary"}, {"first_name": "Sam", "last_name": "Second"}],
     )
     cid = customer["id"]
@@ -90,7 +94,9 @@ async def test_restoring_a_customer_brings_back_exactly_its_deletions_rows(
     client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connection[Any]
 ) -> None:
     customer = await create_customer(
-        client, admin, contacts=[{"first_name": "Early", "last_name": "Gone"}, {"first_name": "Stays", "last_name": "On"}]
+        client,
+        admin,
+        contacts=[{"first_name": "Early", "last_name": "Gone"}, {"first_name": "Stays", "last_name": "On"}],
     )
     cid = customer["id"]
     early, stays = customer["contacts"]
@@ -189,7 +195,9 @@ async def test_an_interaction_restored_before_its_contact_is_re_linked_by_the_co
 
 async def test_the_primary_rule_holds_through_delete_and_restore(client: httpx.AsyncClient, admin: Headers) -> None:
     customer = await create_customer(
-        client, admin, contacts=[{"first_name": "Old", "last_name": "Primary"}, {"first_name": "Next", "last_name": "One"}]
+        client,
+        admin,
+        contacts=[{"first_name": "Old", "last_name": "Primary"}, {"first_name": "Next", "last_name": "One"}],
     )
     old, following = customer["contacts"]
     assert old["is_primary"]
@@ -223,7 +231,9 @@ async def test_restores_write_restored_entries_and_a_trashed_customers_history_a
 
     trashed = await history(client, admin, cid)
     assert {(e["entity"], e["action"]) for e in trashed if e["action"] == "deleted"} == {
-        ("customer", "deleted"), ("contact", "deleted"), ("interaction", "deleted")
+        ("customer", "deleted"),
+        ("contact", "deleted"),
+        ("interaction", "deleted"),
     }
 
     assert (await client.post(f"/api/customers/{cid}/restore", headers=admin)).status_code == 200
@@ -258,7 +268,9 @@ async def test_each_entity_deletes_to_the_trash_and_restores(client: httpx.Async
 
     back = (await client.post(f"/api/contacts/{person['id']}/restore", headers=admin)).json()
     assert {k: back[k] for k in ("first_name", "last_name", "position")} == {
-        "first_name": "Cora", "last_name": "Contact", "position": "CTO"
+        "first_name": "Cora",
+        "last_name": "Contact",
+        "position": "CTO",
     }
     assert back["version"] == person["version"] + 2
     again = (await client.post(f"/api/interactions/{note['id']}/restore", headers=admin)).json()

@@ -39,15 +39,19 @@ async def remove_records(session: AsyncSession, customer_id: UUID) -> list[tuple
     """
     removed: list[tuple[str, UUID]] = []
     for statement in (*_DELETE_LIVE, _DELETE_TRASHED):
-        removed += [(str(entity), record_id) for entity, record_id in await session.execute(statement, {"id": customer_id})]
+        removed += [
+            (str(entity), record_id) for entity, record_id in await session.execute(statement, {"id": customer_id})
+        ]
     return removed
 
 
 # Every id the history knows of the customer's records: also those purged before the erasure.
 _RECORD_ERASED = text(
     "INSERT INTO erased_ids (id, entity, customer_id) "
-    "SELECT id, entity, :customer_id FROM unnest(CAST(:ids AS uuid[]), CAST(:entities AS text[])) AS r(id, entity) "
-    "UNION SELECT DISTINCT entity_id, entity, :customer_id FROM history WHERE customer_id = :customer_id "
+    "SELECT id, entity, CAST(:customer_id AS uuid) "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:entities AS text[])) AS r(id, entity) "
+    "UNION SELECT entity_id, entity, CAST(:customer_id AS uuid) "
+    "FROM history WHERE customer_id = CAST(:customer_id AS uuid) "
     "ON CONFLICT (id) DO NOTHING"
 )
 
@@ -119,4 +123,3 @@ _ERASED_SQL = "SELECT entity, id FROM erased_ids WHERE id = ANY($1::uuid[]) LIMI
 async def erased_one(connection: asyncpg.Connection, ids: list[UUID]) -> tuple[str, UUID] | None:
     row = await connection.fetchrow(_ERASED_SQL, ids)
     return (str(row["entity"]), row["id"]) if row is not None else None
-

@@ -134,9 +134,7 @@ async def customer_known(connection: asyncpg.Connection, customer_id: UUID) -> b
     return bool(rows[0][0])
 
 
-_CUSTOMER_ERASED = DriverStatement.of(
-    select(exists().where(ErasedId.id == bindparam("customer_id", type_=Uuid)))
-)
+_CUSTOMER_ERASED = DriverStatement.of(select(exists().where(ErasedId.id == bindparam("customer_id", type_=Uuid))))
 
 
 async def customer_erased(connection: asyncpg.Connection, customer_id: UUID) -> bool:

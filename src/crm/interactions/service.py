@@ -25,8 +25,8 @@ from crm.history import service as history
 from crm.interactions import aggregates, queries
 from crm.interactions.models import Interaction, InteractionType
 from crm.interactions.queries import InteractionFilters
-from crm.trash import queries as trash
 from crm.interactions.schemas import InteractionCreate, InteractionStatistics, InteractionUpdate
+from crm.trash import queries as trash
 
 __all__ = [
     "InteractionFilters",  # defined with the statements, built by the routers through this module

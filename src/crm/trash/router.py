@@ -6,7 +6,7 @@ back); an employee restores only the interactions they recorded, and lists only 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -26,8 +26,8 @@ from crm.trash.schemas import TrashEntity, TrashPage
 
 routes = Routes("", tag="trash")
 
-_GONE = {410: problem_doc("The record was erased (`urn:crm:problem:erased`)")}
-ERRORS_RESTORE = {
+_GONE: dict[int | str, dict[str, Any]] = {410: problem_doc("The record was erased (`urn:crm:problem:erased`)")}
+ERRORS_RESTORE: dict[int | str, dict[str, Any]] = {
     **ERRORS_WRITE,
     **_GONE,
     409: problem_doc(
@@ -89,7 +89,9 @@ async def restore_customer(call: Call[CustomerPath, None]) -> Response:
     restored = await service.restore_customer(call.session, call.params.customer_id, history.Actor.of(call.user))
     contacts = [ContactOut.model_validate(c) for c in restored.contacts]
     base = {k: getattr(restored.customer, k) for k in CustomerOut.model_fields}
-    detail = CustomerDetail(**base, primary_contact=next((c for c in contacts if c.is_primary), None), contacts=contacts)
+    detail = CustomerDetail(
+        **base, primary_contact=next((c for c in contacts if c.is_primary), None), contacts=contacts
+    )
     return json_response(detail.model_dump_json(by_alias=True), headers={"ETag": etag(restored.customer.version)})
 
 

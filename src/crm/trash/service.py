@@ -165,9 +165,7 @@ async def restore_customer(session: AsyncSession, customer_id: UUID, actor: hist
 
 
 async def _peek(session: AsyncSession, entity: TrashEntity, record_id: UUID) -> TrashedRow | None:
-    return await session.scalar(
-        select(TrashedRow).where(TrashedRow.entity == entity.value, TrashedRow.id == record_id)
-    )
+    return await session.scalar(select(TrashedRow).where(TrashedRow.entity == entity.value, TrashedRow.id == record_id))
 
 
 async def restore_contact(session: AsyncSession, contact_id: UUID, actor: history.Actor) -> Contact:
