@@ -192,7 +192,8 @@ async def test_every_endpoint_answers_410_for_the_erased_ids(
         ("GET", f"/api/customers/{cid}", None),
         ("PUT", f"/api/customers/{cid}", {"notes": "x"}),
         ("DELETE", f"/api/customers/{cid}", None),
-        ("GET", f"/api/customers/{cid}/history", None),
+        ("GET", f"/api/customers/{cid}/history", None),  # redacted entries there: the page's own flag
+        ("GET", f"/api/customers/{cid}/history?action=restored", None),  # an empty page: the look-up
         ("GET", f"/api/customers/{cid}/statistics", None),
         ("GET", f"/api/customers/{cid}/orders", None),
         ("GET", f"/api/contacts/customer/{cid}", None),

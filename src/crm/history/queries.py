@@ -79,8 +79,14 @@ def _page_statement(shape: tuple[bool, ...]) -> DriverStatement:
             tuple_(HistoryEntry.at, HistoryEntry.id)
             < tuple_(bindparam("after_at", type_=DateTime(timezone=True)), bindparam("after_id", type_=Uuid))
         )
+    columns = list(_COLUMNS)
+    if customer:
+        # Whether an erasure removed the customer (its redacted entries stay, but answer 410):
+        # one index probe inside the page's statement, no round trip of its own.
+        erased = exists().where(ErasedId.id == bindparam("customer_id", type_=Uuid))
+        columns.append(erased.label("customer_erased"))
     statement = (
-        select(*_COLUMNS)
+        select(*columns)
         .where(*where)
         .order_by(HistoryEntry.at.desc(), HistoryEntry.id.desc())
         .limit(bindparam("limit", type_=Integer))

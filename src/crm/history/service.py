@@ -7,8 +7,9 @@ hand before and after the change, so they are exact: what the next reader of the
 The events issue's outbox row can be written beside each entry from the same `Entry` values.
 
 Use: `changes = history.Changes(actor)`; `changes.watch(record, ...)` before modifying
-existing records; `changes.created(record)` / `changes.deleted(record)` for the others;
-`await changes.write(session)` after the last flush.
+existing records; `changes.created(record)` / `changes.deleted(record)` for the others
+(`changes.restored(entity, row)` for a row a restore inserted, `changes.erased(...)` for an
+erasure); `await changes.write(session)` after the last flush.
 """
 
 from __future__ import annotations
@@ -284,15 +285,12 @@ async def history_page(
     if filters.field is not None and filters.field not in FIELDS:
         raise ValidationFailed.field("field", f"must be one of: {', '.join(sorted(FIELDS))}")
     keyset = _keyset(cursor, scope)
-    if filters.customer_id is not None and await queries.customer_erased(connection, filters.customer_id):
-        raise Erased(f"customer {filters.customer_id} was erased")
     rows = await queries.page(connection, filters, keyset, limit + 1)  # one more: is there a next page?
-    if (
-        not rows
-        and filters.customer_id is not None
-        and not await queries.customer_known(connection, filters.customer_id)
-    ):
-        raise NotFound(f"customer {filters.customer_id} not found")
+    if filters.customer_id is not None:
+        if rows[0]["customer_erased"] if rows else await queries.customer_erased(connection, filters.customer_id):
+            raise Erased(f"customer {filters.customer_id} was erased")
+        if not rows and not await queries.customer_known(connection, filters.customer_id):
+            raise NotFound(f"customer {filters.customer_id} not found")
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from sqlalchemy import ColumnElement, Integer, String, Table, and_, bindparam, false, literal, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Integer, String, Table, and_, bindparam, false, literal, or_, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import DateTime, Uuid
 
@@ -269,7 +269,8 @@ _LISTED = (
 
 @lru_cache(maxsize=64)
 def _page_statement(shape: Shape, after: bool) -> DriverStatement:
-    where: list[ColumnElement[bool]] = [TrashedRow.head.is_(True)]
+    # `head` itself (not `head IS true`): the partial indexes' predicate, which the planner must recognise.
+    where: list[ColumnElement[bool]] = [TrashedRow.head == true()]
     if shape is not None:
         kinds = [
             and_(
