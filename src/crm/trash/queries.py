@@ -18,7 +18,21 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from sqlalchemy import ColumnElement, Integer, String, Table, and_, bindparam, false, literal, or_, select, text, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    false,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import DateTime, Uuid
 
