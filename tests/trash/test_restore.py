@@ -160,7 +160,13 @@ async def test_a_deleted_contact_comes_back_with_the_interactions_it_left_unattr
     reassigned = await interaction(client, admin, customer["id"], contact_id=person["id"])
     trashed_too = await interaction(client, admin, customer["id"], contact_id=person["id"])
     await delete(client, admin, f"/api/contacts/{person['id']}")
-    assert (await client.get(f"/api/interactions/{linked['id']}", headers=admin)).json()["contact_id"] is None
+    unlinked = await client.get(f"/api/interactions/{linked['id']}", headers=admin)
+    assert unlinked.json()["contact_id"] is None
+    # A change of the interaction like any other: its version (ETag) moves and history says so.
+    assert unlinked.json()["version"] == linked["version"] + 1
+    [change, _] = of(await history(client, admin, customer["id"]), linked["id"])
+    assert (change["action"], change["version"]) == ("updated", linked["version"] + 1)
+    assert change["changes"] == {"contact_id": {"old": person["id"], "new": None}}
     # Someone points one of them elsewhere meanwhile: that choice stands.
     other = customer["contacts"][0]["id"]
     moved = await client.put(f"/api/interactions/{reassigned['id']}", json={"contact_id": other}, headers=admin)
@@ -171,7 +177,11 @@ async def test_a_deleted_contact_comes_back_with_the_interactions_it_left_unattr
 
     assert restored.status_code == 200, restored.text
     assert restored.json()["is_primary"] is False
-    assert (await client.get(f"/api/interactions/{linked['id']}", headers=admin)).json()["contact_id"] == person["id"]
+    relinked = (await client.get(f"/api/interactions/{linked['id']}", headers=admin)).json()
+    assert (relinked["contact_id"], relinked["version"]) == (person["id"], linked["version"] + 2)
+    newest = of(await history(client, admin, customer["id"]), linked["id"])[0]
+    assert newest["changes"] == {"contact_id": {"old": None, "new": person["id"]}}
+    assert newest["version"] == linked["version"] + 2
     assert (await client.get(f"/api/interactions/{reassigned['id']}", headers=admin)).json()["contact_id"] == other
     back = await client.post(f"/api/interactions/{trashed_too['id']}/restore", headers=admin)
     assert back.json()["contact_id"] == person["id"]

@@ -288,7 +288,8 @@ async def delete_contact(
     changes.deleted(contact)
     was_primary = contact.is_primary
     # To the trash (crm.trash), which remembers the interactions it leaves unattributed.
-    await trash.move_contact(session, contact.id, trash.Deletion.new(actor.user_id))
+    for interaction in await trash.move_contact(session, contact.id, trash.Deletion.new(actor.user_id)):
+        changes.contact_changed(interaction, contact.id, None)
     session.expunge(contact)
     if was_primary:
         await _promote_oldest(session, contact.customer_id)

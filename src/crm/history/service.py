@@ -123,6 +123,21 @@ class Changes:
         changes = {name: change for name, change in values.items() if change["new"] is not None}
         self._other.append((entity, HistoryAction.restored, row["id"], customer_id, row["version"], changes))
 
+    def contact_changed(self, interaction: Mapping[str, Any], old: UUID | None, new: UUID | None) -> None:
+        """An interaction whose contact a contact's delete or restore changed (in SQL, so no ORM
+        object to watch): `interaction` holds its id, customer_id and new version."""
+        changes = {"contact_id": {"old": _plain(old), "new": _plain(new)}}
+        self._other.append(
+            (
+                HistoryEntity.interaction,
+                HistoryAction.updated,
+                interaction["id"],
+                interaction["customer_id"],
+                interaction["version"],
+                changes,
+            )
+        )
+
     def erased(self, customer_id: UUID, counts: Mapping[str, tuple[int | None, int]]) -> None:
         """The one entry of an erasure: who erased (the actor) and how many records, as
         `{name: {"old": before, "new": after}}` (no values of the person: they are gone)."""

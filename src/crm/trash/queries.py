@@ -92,7 +92,16 @@ _MOVE_INTERACTION = _move("interactions", "interaction", "id = :id", head="true"
 # foreign key takes, so no interaction can start pointing at the contact between the unlinking
 # and the delete (which would otherwise null it through ON DELETE SET NULL, unrecorded).
 _LOCK_CONTACT = text("SELECT id FROM contacts WHERE id = :id FOR UPDATE")
-_UNLINK = text("UPDATE interactions SET contact_id = NULL WHERE contact_id = :id RETURNING id")
+# A change of each interaction like any other (version, updated_at, a history entry), not the
+# silent ON DELETE SET NULL: a client holding its old ETag must not write over it unawares.
+_UNLINK = text(
+    "UPDATE interactions SET contact_id = NULL, version = version + 1, updated_at = now() "
+    "WHERE contact_id = :id RETURNING id, customer_id, version"
+)
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in result.mappings()]
 
 
 async def move_customer(session: AsyncSession, customer_id: UUID, deletion: Deletion) -> None:
@@ -102,11 +111,14 @@ async def move_customer(session: AsyncSession, customer_id: UUID, deletion: Dele
         await session.execute(statement, values)
 
 
-async def move_contact(session: AsyncSession, contact_id: UUID, deletion: Deletion) -> None:
-    """A contact, remembering the interactions it leaves unattributed (a restore re-links them)."""
+async def move_contact(session: AsyncSession, contact_id: UUID, deletion: Deletion) -> list[dict[str, Any]]:
+    """A contact, remembering the interactions it leaves unattributed (a restore re-links them):
+    those interactions (id, customer_id, new version), for their history entries."""
     await session.execute(_LOCK_CONTACT, {"id": contact_id})
-    unlinked = list((await session.execute(_UNLINK, {"id": contact_id})).scalars())
-    await session.execute(_MOVE_CONTACT, {"id": contact_id, "unlinked": unlinked or None, **deletion.values()})
+    unlinked = _rows(await session.execute(_UNLINK, {"id": contact_id}))
+    ids = [row["id"] for row in unlinked] or None
+    await session.execute(_MOVE_CONTACT, {"id": contact_id, "unlinked": ids, **deletion.values()})
+    return unlinked
 
 
 async def move_interaction(session: AsyncSession, interaction_id: UUID, deletion: Deletion) -> None:
@@ -182,8 +194,9 @@ _FORGET = text("DELETE FROM trash WHERE entity = :entity AND id = :id")
 # The interactions a contact's delete unlinked point at it again, if nobody has since pointed
 # them elsewhere; those in the trash themselves get the link back in their record.
 _RELINK = text(
-    "UPDATE interactions SET contact_id = :id "
-    "WHERE id = ANY(CAST(:unlinked AS uuid[])) AND customer_id = :customer_id AND contact_id IS NULL"
+    "UPDATE interactions SET contact_id = :id, version = version + 1, updated_at = now() "
+    "WHERE id = ANY(CAST(:unlinked AS uuid[])) AND customer_id = :customer_id AND contact_id IS NULL "
+    "RETURNING id, customer_id, version"
 )
 _RELINK_TRASHED = text(
     "UPDATE trash SET record = jsonb_set(record, '{contact_id}', to_jsonb(CAST(:id AS text))) "
@@ -194,10 +207,6 @@ _REMEMBER_UNLINKED = text(
     "UPDATE trash SET unlinked = array_append(coalesce(unlinked, '{}'), CAST(:interaction_id AS uuid)) "
     "WHERE entity = 'contact' AND id = :contact_id"
 )
-
-
-def _rows(result: Any) -> list[dict[str, Any]]:
-    return [dict(row) for row in result.mappings()]
 
 
 async def restore_customer(
@@ -211,14 +220,16 @@ async def restore_customer(
     return customer, contacts, interactions
 
 
-async def restore_contact(session: AsyncSession, row: TrashedRow) -> dict[str, Any]:
+async def restore_contact(session: AsyncSession, row: TrashedRow) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The contact as restored, and the interactions re-linked to it (id, customer_id, new version)."""
     [contact] = _rows(await session.execute(_RESTORE_CONTACT, {"id": row.id}))
+    relinked: list[dict[str, Any]] = []
     if row.unlinked:
         values = {"id": row.id, "unlinked": row.unlinked, "customer_id": row.customer_id}
-        await session.execute(_RELINK, values)
+        relinked = _rows(await session.execute(_RELINK, values))
         await session.execute(_RELINK_TRASHED, {"id": str(row.id), "unlinked": row.unlinked})
     await session.execute(_FORGET, {"entity": "contact", "id": row.id})
-    return contact
+    return contact, relinked
 
 
 async def restore_interaction(session: AsyncSession, row: TrashedRow) -> dict[str, Any]:

@@ -179,9 +179,11 @@ async def restore_contact(session: AsyncSession, contact_id: UUID, actor: histor
     row = await queries.locked(session, TrashEntity.contact.value, contact_id)
     if row is None:  # restored or purged while we waited
         raise await _missing(session, TrashEntity.contact, Contact, contact_id)
-    restored = await queries.restore_contact(session, row)
+    restored, relinked = await queries.restore_contact(session, row)
     changes = history.Changes(actor)
     changes.restored(HistoryEntity.contact, restored)
+    for interaction in relinked:
+        changes.contact_changed(interaction, None, contact_id)
     await changes.write(session)
     contact = await session.scalar(select(Contact).where(Contact.id == contact_id))
     assert contact is not None
