@@ -90,6 +90,21 @@ def _customer_of(record: Base) -> UUID:
     return customer_id
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """An entry of a change made in SQL (a restore, a re-link, an erasure): no ORM record to
+    read it from. `record` is the row after the change (None for an erasure), for the event
+    that will announce the entry."""
+
+    entity: HistoryEntity
+    action: HistoryAction
+    entity_id: UUID
+    customer_id: UUID
+    version: int | None
+    changes: dict[str, Any]
+    record: dict[str, Any] | None = None
+
+
 @dataclass(slots=True)
 class Changes:
     """The records one request changes, and the history entries that follow from them."""
@@ -98,9 +113,7 @@ class Changes:
     _watched: dict[int, tuple[Base, dict[str, Any]]] = field(default_factory=dict)
     _created: list[Base] = field(default_factory=list)
     _deleted: list[tuple[Base, int]] = field(default_factory=list)
-    _other: list[tuple[HistoryEntity, HistoryAction, UUID, UUID, int | None, dict[str, Any]]] = field(
-        default_factory=list
-    )
+    _other: list[_Entry] = field(default_factory=list)
 
     def watch(self, *records: Base) -> None:
         """Remember the records' values before this request changes any of them."""
@@ -121,20 +134,25 @@ class Changes:
         values = {name: {"old": None, "new": _plain(v)} for name, v in row.items() if name not in _NOT_FIELDS}
         customer_id = row["id"] if entity is HistoryEntity.customer else row["customer_id"]
         changes = {name: change for name, change in values.items() if change["new"] is not None}
-        self._other.append((entity, HistoryAction.restored, row["id"], customer_id, row["version"], changes))
+        record = {name: _plain(v) for name, v in row.items()}
+        self._other.append(
+            _Entry(entity, HistoryAction.restored, row["id"], customer_id, row["version"], changes, record)
+        )
 
     def contact_changed(self, interaction: Mapping[str, Any], old: UUID | None, new: UUID | None) -> None:
         """An interaction whose contact a contact's delete or restore changed (in SQL, so no ORM
-        object to watch): `interaction` holds its id, customer_id and new version."""
+        object to watch): `interaction` is its row after the change."""
         changes = {"contact_id": {"old": _plain(old), "new": _plain(new)}}
+        record = {name: _plain(v) for name, v in interaction.items()}
         self._other.append(
-            (
+            _Entry(
                 HistoryEntity.interaction,
                 HistoryAction.updated,
                 interaction["id"],
                 interaction["customer_id"],
                 interaction["version"],
                 changes,
+                record,
             )
         )
 
@@ -142,7 +160,9 @@ class Changes:
         """The one entry of an erasure: who erased (the actor) and how many records, as
         `{name: {"old": before, "new": after}}` (no values of the person: they are gone)."""
         changes = {name: {"old": old, "new": new} for name, (old, new) in counts.items()}
-        self._other.append((HistoryEntity.customer, HistoryAction.erased, customer_id, customer_id, None, changes))
+        self._other.append(
+            _Entry(HistoryEntity.customer, HistoryAction.erased, customer_id, customer_id, None, changes)
+        )
 
     def changed(self) -> bool:
         """Whether any entry would be written (so far)."""
@@ -178,20 +198,20 @@ class Changes:
             # The version a soft delete (the trash) will move the row to, so a record's entries
             # stay numbered one step apart.
             rows.append(row(record, HistoryAction.deleted, version + 1, {}))
-        for entity, action, entity_id, customer_id, version_after, changes in self._other:
-            rows.append(
-                {
-                    "entity": entity.value,
-                    "entity_id": entity_id,
-                    "customer_id": customer_id,
-                    "action": action.value,
-                    "actor_user_id": self.actor.user_id,
-                    "actor_role": self.actor.role,
-                    "request_id": request_id,
-                    "version": version_after,
-                    "changes": changes,
-                }
-            )
+        rows.extend(
+            {
+                "entity": other.entity.value,
+                "entity_id": other.entity_id,
+                "customer_id": other.customer_id,
+                "action": other.action.value,
+                "actor_user_id": self.actor.user_id,
+                "actor_role": self.actor.role,
+                "request_id": request_id,
+                "version": other.version,
+                "changes": other.changes,
+            }
+            for other in self._other
+        )
         return rows
 
     async def write(self, session: AsyncSession) -> int:

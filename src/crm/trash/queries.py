@@ -96,7 +96,7 @@ _LOCK_CONTACT = text("SELECT id FROM contacts WHERE id = :id FOR UPDATE")
 # silent ON DELETE SET NULL: a client holding its old ETag must not write over it unawares.
 _UNLINK = text(
     "UPDATE interactions SET contact_id = NULL, version = version + 1, updated_at = now() "
-    "WHERE contact_id = :id RETURNING id, customer_id, version"
+    "WHERE contact_id = :id RETURNING *"
 )
 
 
@@ -113,7 +113,7 @@ async def move_customer(session: AsyncSession, customer_id: UUID, deletion: Dele
 
 async def move_contact(session: AsyncSession, contact_id: UUID, deletion: Deletion) -> list[dict[str, Any]]:
     """A contact, remembering the interactions it leaves unattributed (a restore re-links them):
-    those interactions (id, customer_id, new version), for their history entries."""
+    those interactions' rows after the change, for their history entries."""
     await session.execute(_LOCK_CONTACT, {"id": contact_id})
     unlinked = _rows(await session.execute(_UNLINK, {"id": contact_id}))
     ids = [row["id"] for row in unlinked] or None
@@ -196,7 +196,7 @@ _FORGET = text("DELETE FROM trash WHERE entity = :entity AND id = :id")
 _RELINK = text(
     "UPDATE interactions SET contact_id = :id, version = version + 1, updated_at = now() "
     "WHERE id = ANY(CAST(:unlinked AS uuid[])) AND customer_id = :customer_id AND contact_id IS NULL "
-    "RETURNING id, customer_id, version"
+    "RETURNING *"
 )
 _RELINK_TRASHED = text(
     "UPDATE trash SET record = jsonb_set(record, '{contact_id}', to_jsonb(CAST(:id AS text))) "
@@ -221,7 +221,7 @@ async def restore_customer(
 
 
 async def restore_contact(session: AsyncSession, row: TrashedRow) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The contact as restored, and the interactions re-linked to it (id, customer_id, new version)."""
+    """The contact as restored, and the rows of the interactions re-linked to it."""
     [contact] = _rows(await session.execute(_RESTORE_CONTACT, {"id": row.id}))
     relinked: list[dict[str, Any]] = []
     if row.unlinked:
