@@ -1,4 +1,4 @@
-"""The `crm` command: serve, migrate, check the dependencies, and mint development tokens."""
+"""The `crm` command: serve, migrate, check the dependencies, purge the trash, and mint development tokens."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from crm.config import ConfigurationError, Settings, get_settings
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+    from crm.trash.service import Purged
 
 app = typer.Typer(help="CRM service", no_args_is_help=True, add_completion=False)
 
@@ -287,6 +289,40 @@ async def _sync(settings: Settings, url: str, since: datetime | None) -> None:
     finally:
         await engine.dispose()
     typer.echo(f"synced {result.seen} orders in {result.pages} pages: {result.changed} changed")
+
+
+@app.command()
+def purge(
+    days: Annotated[
+        int | None, typer.Option(min=0, help="purge what was deleted this many days ago (default: CRM_TRASH_DAYS)")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="deletions per transaction (default: CRM_TRASH_PURGE_BATCH)")
+    ] = None,
+) -> None:
+    """Purge the trash now: what was deleted longer ago than CRM_TRASH_DAYS, for good (history stays)."""
+    import asyncio
+
+    settings = _checked_settings()
+    url = _database_url(settings)
+    result = asyncio.run(
+        _purge(settings, url, settings.trash_days if days is None else days, batch or settings.trash_purge_batch)
+    )
+    if not result.ran:
+        typer.echo("another instance is purging; nothing done", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"purged {result.deletions} deletions ({result.records} records)")
+
+
+async def _purge(settings: Settings, url: str, days: int, batch: int) -> Purged:
+    from crm.db.transaction import create_engine
+    from crm.trash.service import purge as purge_trash
+
+    engine = create_engine(settings, url)
+    try:
+        return await purge_trash(engine, days, batch)
+    finally:
+        await engine.dispose()
 
 
 @app.command("demo-data")

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     order_events_queue: str = Field(default="crm.order-events", min_length=1)
     order_events_prefetch: int = Field(default=32, ge=1, le=1000)
 
+    # --- trash (README, "History, trash and erasure") ---
+    # Days a deleted record stays restorable before the purge removes it for good.
+    trash_days: int = Field(default=30, ge=0, le=36_500, alias="CRM_TRASH_DAYS")
+    # Seconds between the service's purge runs (one instance at a time); 0: only `crm purge`.
+    trash_purge_interval: float = Field(default=600.0, ge=0, alias="CRM_TRASH_PURGE_INTERVAL")
+    # Deletions purged per transaction: each holds its locks only that long.
+    trash_purge_batch: int = Field(default=500, ge=1, le=100_000, alias="CRM_TRASH_PURGE_BATCH")
+
     # --- logging ---
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "json"

@@ -9,10 +9,12 @@ by the same function so clients see one shape.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -84,6 +86,12 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status, slug, title = 409, "conflict", "Conflict"
+
+
+class Erased(DomainError):
+    """The record was erased on request (crm.erasure): it existed, and nothing of it is left."""
+
+    status, slug, title = 410, "erased", "Gone"
 
 
 class PreconditionFailed(DomainError):
@@ -212,8 +220,37 @@ def render(error: DomainError) -> JSONResponse:
     )
 
 
-async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+# Every NotFound names the id it missed ("customer <id> not found"); with the path's ids, those
+# are the ids an erasure may have removed.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# app.state.erased_lookup (crm.erasure.service.erased_one): given ids, the detail of a 410 for
+# the first erased one, or None. Asked only here, after a lookup missed: hot paths pay nothing.
+ErasedLookup = Callable[[Any, list[UUID]], Awaitable[str | None]]
+
+
+def _named_ids(detail: str, path_params: Mapping[str, Any]) -> list[UUID]:
+    found = {UUID(match) for match in _UUID.findall(detail)}
+    found |= {value for value in path_params.values() if isinstance(value, UUID)}
+    for value in path_params.values():
+        if isinstance(value, str) and _UUID.fullmatch(value):
+            found.add(UUID(value))
+    return sorted(found)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    if isinstance(exc, NotFound):
+        lookup: ErasedLookup | None = getattr(request.app.state, "erased_lookup", None)
+        ids = _named_ids(exc.detail, request.path_params) if lookup is not None else []
+        if lookup is not None and ids:
+            try:
+                gone = await lookup(request.app.state, ids)
+            except Exception as failure:  # noqa: BLE001 - the 404 stays true; only its precision is lost
+                log.warning("erased-id lookup failed, answered 404", error=type(failure).__name__)
+                gone = None
+            if gone is not None:
+                return render(Erased(gone))
     return render(exc)
 
 
@@ -221,7 +258,7 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
 # problem type per condition whoever raised it (and whatever Python calls the status).
 _HTTP_SLUGS = {
     cls.status: (cls.slug, cls.title)
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge)
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Erased, PreconditionFailed, PayloadTooLarge)
 }
 
 
@@ -241,7 +278,8 @@ async def _stale_write(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(409, "the record was changed concurrently; reload it and retry", slug="conflict")
 
 
-def install_error_handlers(app: Starlette) -> None:
+def install_error_handlers(app: Starlette, *, erased_lookup: ErasedLookup | None = None) -> None:
+    app.state.erased_lookup = erased_lookup
     install_database_error_handler(app)
     app.add_exception_handler(StaleDataError, _stale_write)
     app.add_exception_handler(DomainError, _domain_error)

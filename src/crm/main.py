@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -30,6 +31,8 @@ from crm.contacts.router import routes as contacts_routes
 from crm.customers.router import routes as customers_routes
 from crm.db.reads import create_read_pool
 from crm.db.transaction import create_engine, create_sessionmaker
+from crm.erasure import service as erasure
+from crm.erasure.router import routes as erasure_routes
 from crm.errors import install_error_handlers, problem_response
 from crm.history.router import routes as history_routes
 from crm.interactions.router import routes as interactions_routes
@@ -42,6 +45,8 @@ from crm.orders.client import OrderServiceClient
 from crm.orders.consumer import OrderEventsConsumer
 from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
+from crm.trash import service as trash
+from crm.trash.router import routes as trash_routes
 
 TITLE = "CRM service"
 VERSION = "1.0.0"
@@ -51,6 +56,8 @@ The CRM service: customers, their contacts, and the interactions staff have with
 Every `/api/...` route needs `Authorization: Bearer <access token>` issued by the Auth Service.
 Errors are `application/problem+json` (RFC 9457).
 """
+
+log = structlog.get_logger("crm.main")
 
 operations = Routes(tag="operations")
 
@@ -106,6 +113,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *contacts_routes.endpoints,
     *interactions_routes.endpoints,
     *history_routes.endpoints,
+    *trash_routes.endpoints,
+    *erasure_routes.endpoints,
 )
 
 
@@ -138,6 +147,31 @@ def _start_order_events(app: Starlette, settings: Settings) -> OrderEventsConsum
     )
     consumer.start()
     return consumer
+
+
+def _start_purge(app: Starlette, settings: Settings) -> asyncio.Task[None] | None:
+    """The trash's purge every CRM_TRASH_PURGE_INTERVAL seconds (one instance at a time: the
+    purge's advisory lock); off at 0, leaving it to `crm purge`."""
+    if settings.trash_purge_interval <= 0:
+        return None
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(settings.trash_purge_interval)
+            try:
+                await trash.purge(app.state.engine, settings.trash_days, settings.trash_purge_batch)
+            except Exception:  # the next run tries again; the service keeps serving
+                log.exception("trash purge failed")
+
+    return asyncio.create_task(run(), name="crm-trash-purge")
+
+
+async def _stop(*tasks: asyncio.Task[None] | None) -> None:
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Middleware]:
@@ -200,6 +234,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         if traces is not None:
             traces.start(http)
         consumer = app.state.order_events_consumer = _start_order_events(app, settings)
+        purger = _start_purge(app, settings)
         # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
         # as the process: move it out of the collector's sight, so that full collections only
         # walk what requests allocate. Without this, each one walked the whole framework and
@@ -210,10 +245,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             yield
         finally:
-            if sampler is not None:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
+            await _stop(sampler, purger)
             if traces is not None:
                 traces.stop()
             if consumer is not None:
@@ -245,5 +277,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.openapi = spec
     app.state.token_verifier = TokenVerifier(settings)
     app.state.rate_limiter = create_limiter(settings.rate_limit_per_minute, settings.redis_url)
-    install_error_handlers(app)
+    # A 404 for an id an erasure removed is answered 410 (looked up only on a miss).
+    install_error_handlers(app, erased_lookup=erasure.erased_one)
     return app

@@ -4,6 +4,7 @@ from crm.contacts.models import Contact
 from crm.customers.aggregates import CustomerSegmentCount
 from crm.customers.models import Customer
 from crm.db.models import Base
+from crm.erasure.models import ErasedId
 from crm.events.models import Event, EventSequence
 from crm.history.models import HistoryEntry
 from crm.idempotency.models import IdempotencyKey
@@ -15,6 +16,7 @@ from crm.interactions.aggregates import (
 )
 from crm.interactions.models import Interaction, InteractionWord
 from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
+from crm.trash.models import TrashedRow
 
 __all__ = [
     "Base",
@@ -22,6 +24,7 @@ __all__ = [
     "Customer",
     "CustomerOrderFigures",
     "CustomerSegmentCount",
+    "ErasedId",
     "Event",
     "EventSequence",
     "HistoryEntry",
@@ -33,4 +36,5 @@ __all__ = [
     "InteractionUserCount",
     "InteractionWord",
     "OrderProjection",
+    "TrashedRow",
 ]

@@ -22,22 +22,35 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 
 # The spec's table, written out cell by cell.
 # History is read-only (append-only): its one action is "read", for admins and managers.
-_HISTORY: dict[Action, Scope | None] = {"read": Scope.all, "create": None, "update": None, "delete": None}
+# The trash is listed ("read": what the caller could restore); restores need "delete" on the record.
+# "erase" (erasure on request) is the admins' alone, on customers.
+_NONE: dict[Action, Scope | None] = dict.fromkeys(ACTIONS)
+_CRUD = ("read", "create", "update", "delete")
+_HISTORY: dict[Action, Scope | None] = {**_NONE, "read": Scope.all}
+_FULL: dict[Action, Scope | None] = {**_NONE, **dict.fromkeys(_CRUD, Scope.all)}
+_STAFF: dict[Resource, dict[Action, Scope | None]] = {
+    "customers": _FULL,
+    "contacts": _FULL,
+    "interactions": _FULL,
+    "history": _HISTORY,
+    "trash": {**_NONE, "read": Scope.all},
+}
 EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
-    "admin": {**{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES}, "history": _HISTORY},
-    "manager": {**{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES}, "history": _HISTORY},
+    "admin": {**_STAFF, "customers": {**_FULL, "erase": Scope.all}},
+    "manager": _STAFF,
     "employee": {
-        "history": dict.fromkeys(ACTIONS),
-        "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all, "delete": None},
-        "contacts": {"read": Scope.all, "create": Scope.all, "update": Scope.all, "delete": None},
-        "interactions": {"read": Scope.all, "create": Scope.all, "update": Scope.own, "delete": Scope.own},
+        "history": _NONE,
+        "customers": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.all},
+        "contacts": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.all},
+        "interactions": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.own, "delete": Scope.own},
+        "trash": {**_NONE, "read": Scope.own},
     },
 }
 
 
 def test_resources_and_actions_are_the_specs() -> None:
-    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history"}
-    assert set(ACTIONS) == {"read", "create", "update", "delete"}
+    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history", "trash"}
+    assert set(ACTIONS) == {"read", "create", "update", "delete", "erase"}
 
 
 @pytest.mark.parametrize("role", ["admin", "manager", "employee"])
@@ -49,7 +62,7 @@ def test_permission_table(role: str) -> None:
 
 @pytest.mark.parametrize("role", ["", "auditor", "Admin", "ADMIN", "admin ", "superuser", "root", "employees"])
 def test_any_other_role_has_nothing(role: str) -> None:
-    assert [scope_for(role, r, a) for r in RESOURCES for a in ACTIONS] == [None] * 16
+    assert [scope_for(role, r, a) for r in RESOURCES for a in ACTIONS] == [None] * (len(RESOURCES) * len(ACTIONS))
 
 
 def api_routes(tmp_path: Path) -> list[tuple[str, str]]:

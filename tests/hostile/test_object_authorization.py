@@ -87,6 +87,16 @@ async def test_another_users_interaction_survives_every_route(
             ("POST", "/api/contacts", {"customer_id": customer["id"], "first_name": "N", "last_name": "E"}, {}, 201)
         ],
         ("POST", "/api/customers"): [("POST", "/api/customers", {"first_name": "N", "last_name": "C"}, {}, 201)],
+        # Restoring a live interaction is a conflict, whoever asks (a trashed one of someone
+        # else's is 403: tests/trash/test_listing.py); the rest need roles employees lack.
+        ("POST", "/api/interactions/{interaction_id}/restore"): [("POST", f"{url}/restore", None, {}, 409)],
+        ("POST", "/api/contacts/{contact_id}/restore"): [("POST", f"/api/contacts/{contact}/restore", None, {}, 403)],
+        ("POST", "/api/customers/{customer_id}/restore"): [
+            ("POST", f"/api/customers/{customer['id']}/restore", None, {}, 403)
+        ],
+        ("POST", "/api/customers/{customer_id}/erase"): [
+            ("POST", f"/api/customers/{customer['id']}/erase", None, {}, 403)
+        ],
     }
 
     spec = (await client.get("/openapi.json")).json()

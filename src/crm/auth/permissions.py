@@ -13,16 +13,32 @@ class Scope(StrEnum):
     own = "own"  # only records the user authored (interactions.user_id)
 
 
-Resource = Literal["customers", "contacts", "interactions", "history"]
-Action = Literal["read", "create", "update", "delete"]
+Resource = Literal["customers", "contacts", "interactions", "history", "trash"]
+# "erase": erasure on request (crm.erasure), admins only. Restoring from the trash needs
+# "delete" on the record: whoever may delete a record may take its delete back.
+Action = Literal["read", "create", "update", "delete", "erase"]
 
 _FULL: dict[Action, Scope] = dict.fromkeys(("read", "create", "update", "delete"), Scope.all)
 
 PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
     # History is append-only: "read" is the only action it has. A customer's own history is
     # read with "customers" "read"; the global list (every change by anyone) needs this.
-    "admin": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL, "history": {"read": Scope.all}},
-    "manager": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL, "history": {"read": Scope.all}},
+    # The trash listing shows each caller what they could restore (crm.trash.service.visible,
+    # from the "delete" scopes here): "own" lets an employee list at all.
+    "admin": {
+        "customers": {**_FULL, "erase": Scope.all},
+        "contacts": _FULL,
+        "interactions": _FULL,
+        "history": {"read": Scope.all},
+        "trash": {"read": Scope.all},
+    },
+    "manager": {
+        "customers": _FULL,
+        "contacts": _FULL,
+        "interactions": _FULL,
+        "history": {"read": Scope.all},
+        "trash": {"read": Scope.all},
+    },
     "employee": {
         "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all},
         "contacts": {"read": Scope.all, "create": Scope.all, "update": Scope.all},
@@ -32,6 +48,7 @@ PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
             "update": Scope.own,
             "delete": Scope.own,
         },
+        "trash": {"read": Scope.own},
     },
 }
 

@@ -25,6 +25,7 @@ from crm.contacts.schemas import ContactCreate, ContactFields, ContactUpdate, Ne
 from crm.customers.models import Customer
 from crm.errors import FieldError, NotFound, ValidationFailed
 from crm.history import service as history
+from crm.trash import queries as trash
 
 _PRIMARY_INDEX = "uq_contacts_one_primary_per_customer"
 
@@ -286,8 +287,10 @@ async def delete_contact(
     changes.watch(*siblings)
     changes.deleted(contact)
     was_primary = contact.is_primary
-    await session.delete(contact)
-    await _flush(session)
+    # To the trash (crm.trash), which remembers the interactions it leaves unattributed.
+    for interaction in await trash.move_contact(session, contact.id, trash.Deletion.new(actor.user_id)):
+        changes.contact_changed(interaction, contact.id, None)
+    session.expunge(contact)
     if was_primary:
         await _promote_oldest(session, contact.customer_id)
     await changes.write(session)

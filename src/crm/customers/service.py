@@ -23,6 +23,7 @@ from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerUpdate
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.history import service as history
+from crm.trash import queries as trash
 
 _TIMESTAMPS = frozenset({"created_at", "updated_at"})
 
@@ -244,10 +245,10 @@ async def delete_customer(
     if precondition is not None:
         precondition.check(customer.version)
     changes = history.Changes(actor)
-    # Contacts and interactions go with it through ON DELETE CASCADE: each gets its own
-    # `deleted` entry, so a reader (or an event consumer) of a contact learns it is gone.
+    # Contacts and interactions go to the trash with it (one deletion, restored together):
+    # each gets its own `deleted` entry, so a reader (or an event consumer) of a contact learns it is gone.
     await changes.children_deleted(session, customer.id)
     changes.deleted(customer)
-    await session.delete(customer)
-    await session.flush()
+    await trash.move_customer(session, customer.id, trash.Deletion.new(actor.user_id))
+    session.expunge(customer)
     await changes.write(session)

@@ -48,7 +48,9 @@ _WRITE = text(
     SELECT given.id, 'crm.' || given.entity || '.' || given.action, :customer_id, given.entity_id,
            numbers.last - :count + given.ord,
            jsonb_build_object(
-               given.entity, given.record, 'changes', given.changes,
+               given.entity, given.record,
+               -- An erasure's event says who was erased and nothing of what they held.
+               'changes', CASE WHEN given.action = 'erased' THEN '{}'::jsonb ELSE given.changes END,
                'actor', jsonb_build_object('user_id', CAST(:user_id AS text), 'role', CAST(:role AS text)),
                'request_id', CAST(:request_id AS text))
     FROM given, numbers ORDER BY given.ord

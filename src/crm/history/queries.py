@@ -18,6 +18,7 @@ from sqlalchemy.types import DateTime, Integer, Uuid
 
 from crm.customers.models import Customer
 from crm.db.reads import DriverStatement
+from crm.erasure.models import ErasedId
 from crm.history.models import HistoryEntry
 
 
@@ -78,8 +79,14 @@ def _page_statement(shape: tuple[bool, ...]) -> DriverStatement:
             tuple_(HistoryEntry.at, HistoryEntry.id)
             < tuple_(bindparam("after_at", type_=DateTime(timezone=True)), bindparam("after_id", type_=Uuid))
         )
+    columns = list(_COLUMNS)
+    if customer:
+        # Whether an erasure removed the customer (its redacted entries stay, but answer 410):
+        # one index probe inside the page's statement, no round trip of its own.
+        erased = exists().where(ErasedId.id == bindparam("customer_id", type_=Uuid))
+        columns.append(erased.label("customer_erased"))
     statement = (
-        select(*_COLUMNS)
+        select(*columns)
         .where(*where)
         .order_by(HistoryEntry.at.desc(), HistoryEntry.id.desc())
         .limit(bindparam("limit", type_=Integer))
@@ -130,4 +137,13 @@ _CUSTOMER_KNOWN = DriverStatement.of(
 async def customer_known(connection: asyncpg.Connection, customer_id: UUID) -> bool:
     """Whether the customer exists, or did (its history outlives it)."""
     rows = await _CUSTOMER_KNOWN.fetch(connection, {"customer_id": customer_id})
+    return bool(rows[0][0])
+
+
+_CUSTOMER_ERASED = DriverStatement.of(select(exists().where(ErasedId.id == bindparam("customer_id", type_=Uuid))))
+
+
+async def customer_erased(connection: asyncpg.Connection, customer_id: UUID) -> bool:
+    """Whether an erasure removed the customer (its redacted entries stay, but answer 410)."""
+    rows = await _CUSTOMER_ERASED.fetch(connection, {"customer_id": customer_id})
     return bool(rows[0][0])

@@ -7,8 +7,9 @@ hand before and after the change, so they are exact: what the next reader of the
 Each entry is also an event in the outbox (crm.events.outbox), written by the same `write`.
 
 Use: `changes = history.Changes(actor)`; `changes.watch(record, ...)` before modifying
-existing records; `changes.created(record)` / `changes.deleted(record)` for the others;
-`await changes.write(session)` after the last flush.
+existing records; `changes.created(record)` / `changes.deleted(record)` for the others
+(`changes.restored(entity, row)` for a row a restore inserted, `changes.erased(...)` for an
+erasure); `await changes.write(session)` after the last flush.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import inspect
+from sqlalchemy import column, func, inspect, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.auth.guard import Grant
@@ -31,10 +33,10 @@ from crm.common.pagination import Cursor, SortOrder
 from crm.contacts.models import Contact
 from crm.customers.models import Customer
 from crm.db.models import Base
-from crm.errors import NotFound, ValidationFailed
+from crm.errors import Erased, NotFound, ValidationFailed
 from crm.events import outbox
 from crm.history import queries
-from crm.history.models import HistoryAction, HistoryEntity
+from crm.history.models import HistoryAction, HistoryEntity, HistoryEntry
 from crm.history.schemas import HistoryPage, at_text
 from crm.interactions.models import Interaction
 from crm.log import request_id_var
@@ -91,6 +93,21 @@ def _customer_of(record: Base) -> UUID:
     return customer_id
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """An entry of a change made in SQL (a restore, a re-link, an erasure): no ORM record to
+    read it from. `record` is the row after the change (None for an erasure), for the event
+    that will announce the entry."""
+
+    entity: HistoryEntity
+    action: HistoryAction
+    entity_id: UUID
+    customer_id: UUID
+    version: int | None
+    changes: dict[str, Any]
+    record: dict[str, Any] | None = None
+
+
 @dataclass(slots=True)
 class Changes:
     """The records one request changes, and the history entries that follow from them."""
@@ -99,6 +116,7 @@ class Changes:
     _watched: dict[int, tuple[Base, dict[str, Any]]] = field(default_factory=dict)
     _created: list[Base] = field(default_factory=list)
     _deleted: list[tuple[Base, int]] = field(default_factory=list)
+    _other: list[_Entry] = field(default_factory=list)
 
     def watch(self, *records: Base) -> None:
         """Remember the records' values before this request changes any of them."""
@@ -112,6 +130,51 @@ class Changes:
         """Call before the delete is flushed: the entry's version follows the last one the record had."""
         self._watched.pop(id(record), None)
         self._deleted.append((record, record.version))  # type: ignore[attr-defined]
+
+    def restored(self, entity: HistoryEntity, row: Mapping[str, Any]) -> None:
+        """A record a restore put back (its row as inserted): every field set, with `old: null`, as
+        for `created`, so a reader who saw it deleted learns all it holds again."""
+        values = {name: {"old": None, "new": _plain(v)} for name, v in row.items() if name not in _NOT_FIELDS}
+        customer_id = row["id"] if entity is HistoryEntity.customer else row["customer_id"]
+        changes = {name: change for name, change in values.items() if change["new"] is not None}
+        record = {name: _plain(v) for name, v in row.items()}
+        self._other.append(
+            _Entry(entity, HistoryAction.restored, row["id"], customer_id, row["version"], changes, record)
+        )
+
+    def contact_changed(self, interaction: Mapping[str, Any], old: UUID | None, new: UUID | None) -> None:
+        """An interaction whose contact a contact's delete or restore changed (in SQL, so no ORM
+        object to watch): `interaction` is its row after the change."""
+        changes = {"contact_id": {"old": _plain(old), "new": _plain(new)}}
+        record = {name: _plain(v) for name, v in interaction.items()}
+        self._other.append(
+            _Entry(
+                HistoryEntity.interaction,
+                HistoryAction.updated,
+                interaction["id"],
+                interaction["customer_id"],
+                interaction["version"],
+                changes,
+                record,
+            )
+        )
+
+    def erased(self, customer_id: UUID, counts: Mapping[str, tuple[int | None, int]]) -> None:
+        """The one entry of an erasure: who erased (the actor) and how many records, as
+        `{name: {"old": before, "new": after}}` (no values of the person: they are gone)."""
+        changes = {name: {"old": old, "new": new} for name, (old, new) in counts.items()}
+        # Its event carries the customer's id alone (crm.events.outbox leaves its changes out).
+        self._other.append(
+            _Entry(
+                HistoryEntity.customer,
+                HistoryAction.erased,
+                customer_id,
+                customer_id,
+                None,
+                changes,
+                {"id": str(customer_id)},
+            )
+        )
 
     def changed(self) -> bool:
         """Whether any entry would be written (so far)."""
@@ -146,6 +209,19 @@ class Changes:
             # The version a soft delete (the trash) will move the row to, so a record's entries
             # stay numbered one step apart.
             entries.append(entry(record, HistoryAction.deleted, version + 1, {}))
+        entries.extend(
+            {
+                "id": uuid.uuid4(),
+                "entity": other.entity.value,
+                "entity_id": other.entity_id,
+                "customer_id": other.customer_id,
+                "action": other.action.value,
+                "version": other.version,
+                "changes": other.changes,
+                "record": other.record,
+            }
+            for other in self._other
+        )
         return entries
 
     async def write(self, session: AsyncSession) -> int:
@@ -162,6 +238,28 @@ class Changes:
         caller holds the customer's row lock, which a new contact needs too.
         """
         await outbox.children_deleted(session, customer_id, self.actor.user_id, self.actor.role, request_id_var.get())
+
+
+async def redact_customer(session: AsyncSession, customer_id: UUID) -> int:
+    """Erasure's one exception to append-only: every entry about the customer (its own, its
+    contacts' and interactions') keeps its structure and field names, every value becomes null.
+    How many entries."""
+    result = await session.execute(
+        update(HistoryEntry)
+        .where(HistoryEntry.customer_id == customer_id)
+        .values(changes=_REDACTED)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# {field: {"old": null, "new": null}} for each field the entry named.
+_REDACTED = func.coalesce(
+    select(func.jsonb_object_agg(column("key"), literal({"old": None, "new": None}, JSONB)))
+    .select_from(func.jsonb_object_keys(HistoryEntry.changes).alias("key"))
+    .scalar_subquery(),
+    literal({}, JSONB),
+)
 
 
 # --- reading ---
@@ -211,12 +309,11 @@ async def history_page(
         raise ValidationFailed.field("field", f"must be one of: {', '.join(sorted(FIELDS))}")
     keyset = _keyset(cursor, scope)
     rows = await queries.page(connection, filters, keyset, limit + 1)  # one more: is there a next page?
-    if (
-        not rows
-        and filters.customer_id is not None
-        and not await queries.customer_known(connection, filters.customer_id)
-    ):
-        raise NotFound(f"customer {filters.customer_id} not found")
+    if filters.customer_id is not None:
+        if rows[0]["customer_erased"] if rows else await queries.customer_erased(connection, filters.customer_id):
+            raise Erased(f"customer {filters.customer_id} was erased")
+        if not rows and not await queries.customer_known(connection, filters.customer_id):
+            raise NotFound(f"customer {filters.customer_id} not found")
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]

@@ -26,6 +26,7 @@ from crm.interactions import aggregates, queries
 from crm.interactions.models import Interaction, InteractionType
 from crm.interactions.queries import InteractionFilters
 from crm.interactions.schemas import InteractionCreate, InteractionStatistics, InteractionUpdate
+from crm.trash import queries as trash
 
 __all__ = [
     "InteractionFilters",  # defined with the statements, built by the routers through this module
@@ -264,6 +265,6 @@ async def delete_interaction(
     interaction = await _locked(session, interaction_id, author_only, precondition, for_delete=True)
     changes = history.Changes(actor)
     changes.deleted(interaction)
-    await session.delete(interaction)
-    await session.flush()
+    await trash.move_interaction(session, interaction.id, trash.Deletion.new(actor.user_id))
+    session.expunge(interaction)
     await changes.write(session)

@@ -1,0 +1,1 @@
+"""The trash: deleted customers, contacts and interactions, restorable until purged."""
