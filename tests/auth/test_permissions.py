@@ -22,12 +22,26 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 
 # The spec's table, written out cell by cell.
 # History is read-only (append-only): its one action is "read", for admins and managers.
+# So are the events feed (admins and managers) and the relay's status (admins).
 _HISTORY: dict[Action, Scope | None] = {"read": Scope.all, "create": None, "update": None, "delete": None}
+_NONE: dict[Action, Scope | None] = dict.fromkeys(ACTIONS)
 EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
-    "admin": {**{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES}, "history": _HISTORY},
-    "manager": {**{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES}, "history": _HISTORY},
+    "admin": {
+        **{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES},
+        "history": _HISTORY,
+        "events": _HISTORY,
+        "event_relay": _HISTORY,
+    },
+    "manager": {
+        **{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES},
+        "history": _HISTORY,
+        "events": _HISTORY,
+        "event_relay": _NONE,
+    },
     "employee": {
-        "history": dict.fromkeys(ACTIONS),
+        "history": _NONE,
+        "events": _NONE,
+        "event_relay": _NONE,
         "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all, "delete": None},
         "contacts": {"read": Scope.all, "create": Scope.all, "update": Scope.all, "delete": None},
         "interactions": {"read": Scope.all, "create": Scope.all, "update": Scope.own, "delete": Scope.own},
@@ -36,7 +50,7 @@ EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
 
 
 def test_resources_and_actions_are_the_specs() -> None:
-    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history"}
+    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history", "events", "event_relay"}
     assert set(ACTIONS) == {"read", "create", "update", "delete"}
 
 
@@ -49,7 +63,7 @@ def test_permission_table(role: str) -> None:
 
 @pytest.mark.parametrize("role", ["", "auditor", "Admin", "ADMIN", "admin ", "superuser", "root", "employees"])
 def test_any_other_role_has_nothing(role: str) -> None:
-    assert [scope_for(role, r, a) for r in RESOURCES for a in ACTIONS] == [None] * 16
+    assert [scope_for(role, r, a) for r in RESOURCES for a in ACTIONS] == [None] * len(RESOURCES) * len(ACTIONS)
 
 
 def api_routes(tmp_path: Path) -> list[tuple[str, str]]:

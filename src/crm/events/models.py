@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Identity, Index, String, func, text
+from sqlalchemy import BigInteger, Identity, Index, Sequence, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import DateTime, Uuid
@@ -46,6 +46,12 @@ class Event(Base):
         # Retention: the published events older than the window, oldest first.
         Index("ix_events_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
     )
+
+
+# The relay's counter for `feed_position`: the pull feed's order is the order of publication.
+# A sequence, not max(feed_position) + 1: the retention purge may empty the table, and a
+# consumer's cursor must never point past numbers that would be given again.
+FEED_POSITIONS = Sequence("events_feed_position_seq", metadata=Base.metadata)
 
 
 class EventSequence(Base):
