@@ -92,11 +92,24 @@ def event_type(entity: str, action: str) -> str:
     return f"crm.{entity}.{action}"
 
 
+def _is_id(name: str) -> bool:
+    return name == "id" or name.endswith("_id")
+
+
 def data_of(entry: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The CloudEvent's `data` for one history entry; `record` is the row after the change."""
+    """The CloudEvent's `data` for one history entry; `record` is the row after the change.
+
+    An `erased` entry's event carries ids only: the record's ids and no changes, since what
+    the erasure removed must not travel in the event that announces it.
+    """
+    if entry["action"] == "erased":
+        record = None if record is None else {k: v for k, v in record.items() if _is_id(k)}
+        changes: Mapping[str, Any] = {}
+    else:
+        changes = entry["changes"]
     return {
         entry["entity"]: record,
-        "changes": entry["changes"],
+        "changes": changes,
         "actor": {"user_id": _text(entry["actor_user_id"]), "role": entry["actor_role"]},
         "request_id": entry["request_id"],
     }
@@ -131,6 +144,45 @@ async def children_deleted(
     await session.execute(
         _CHILDREN_DELETED, {"customer_id": customer_id, "user_id": user_id, "role": role, "request_id": request_id}
     )
+
+
+# Every kept event of the customer, its person's values nulled: the record's fields and each
+# change's old/new, but the ids (`id`, `*_id`), the actor (a member of staff) and the request id
+# stay, and so do every key and field name, so a consumer still reads the same shapes.
+_REDACT = text(
+    r"""
+    UPDATE events e SET data = (
+        SELECT jsonb_object_agg(
+            d.key,
+            CASE
+                WHEN d.key IN ('actor', 'request_id') THEN d.value
+                WHEN d.key = 'changes' AND jsonb_typeof(d.value) = 'object' THEN COALESCE(
+                    (SELECT jsonb_object_agg(
+                        c.key,
+                        CASE WHEN c.key ~ '(^id|_id)$' THEN c.value
+                             ELSE jsonb_build_object('old', NULL, 'new', NULL) END)
+                     FROM jsonb_each(d.value) AS c), '{}'::jsonb)
+                WHEN jsonb_typeof(d.value) = 'object' THEN COALESCE(
+                    (SELECT jsonb_object_agg(f.key, CASE WHEN f.key ~ '(^id|_id)$' THEN f.value ELSE 'null'::jsonb END)
+                     FROM jsonb_each(d.value) AS f), '{}'::jsonb)
+                ELSE d.value
+            END)
+        FROM jsonb_each(e.data) AS d
+    )
+    WHERE e.customer_id = :customer_id
+    """
+).bindparams(bindparam("customer_id", type_=Uuid))
+
+
+async def redact(session: AsyncSession, customer_id: UUID) -> int:
+    """Null every personal value in the kept events of an erased customer; how many events.
+
+    For the erasure, in its transaction. Published events keep their place in the feed (with
+    the values gone); unpublished ones are published without them. Copies the broker already
+    delivered are the consumers' to handle: the `crm.customer.erased` event tells them.
+    """
+    result = await session.execute(_REDACT, {"customer_id": customer_id})
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def envelope(row: Mapping[str, Any]) -> dict[str, Any]:

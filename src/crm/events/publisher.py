@@ -44,6 +44,10 @@ class Publisher(Protocol):
 
     async def stop(self) -> None: ...
 
+    def ready(self) -> bool:
+        """Whether a publish now could be confirmed at all (connected)."""
+        ...
+
     async def publish(self, batch: Sequence[Outgoing]) -> list[bool]:
         """Send every event of the batch (all in flight at once); True for each one the broker confirmed."""
         ...
@@ -61,6 +65,9 @@ class NoBroker:
 
     async def stop(self) -> None:
         return None
+
+    def ready(self) -> bool:
+        return True
 
     async def publish(self, batch: Sequence[Outgoing]) -> list[bool]:
         return [True] * len(batch)
@@ -107,6 +114,9 @@ class RabbitPublisher:
         connection.close_callbacks.add(lambda *_: self._lost())
         self._exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
         self.connected.set()
+
+    def ready(self) -> bool:
+        return self._exchange is not None
 
     def _lost(self) -> None:
         self._exchange = None

@@ -85,6 +85,9 @@ PURGE_BATCH = 5_000
 # The backlog is worth a warning once its oldest event has waited this long.
 _LATE_AFTER = 10.0
 
+# Seconds between looks at a publisher that is not connected.
+_NOT_READY_PAUSE = 0.1
+
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
 
 _FETCH = """
@@ -298,6 +301,10 @@ class Relay:
                 retention = settings.events_retention_days * 86_400
                 purging = await purge(connection, retention) == PURGE_BATCH
                 next_purge = now + _RETENTION_EVERY
+            if not self.publisher.ready():
+                # Not connected (yet): nothing could be confirmed; the supervisor reconnects.
+                await asyncio.sleep(_NOT_READY_PAUSE)
+                continue
             rows = await connection.fetch(_FETCH, settings.events_relay_batch)
             if not rows:
                 await asyncio.sleep(settings.events_relay_poll_interval)
