@@ -43,6 +43,14 @@ class Event(Base):
         Index("uq_events_customer_id_sequence", "customer_id", "sequence", unique=True),
         # What the relay has left to publish, oldest first; small however long the table grows.
         Index("ix_events_unpublished", "position", postgresql_where=text("published_at IS NULL")),
+        # The feed filtered by type: that type's events in feed order (a rare type would otherwise
+        # walk the whole feed). By customer, uq_events_customer_id_sequence serves (same order).
+        Index(
+            "ix_events_type_feed_position",
+            "type",
+            "feed_position",
+            postgresql_where=text("feed_position IS NOT NULL"),
+        ),
         # Retention: the published events older than the window, oldest first.
         Index("ix_events_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
     )

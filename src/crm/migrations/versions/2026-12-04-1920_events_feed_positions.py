@@ -1,7 +1,7 @@
 """events feed positions: the relay numbers events in the order it published them
 
 `events.feed_position` is taken from this sequence when the relay marks an event published
-(crm.events.relay); the pull feed reads in that order.
+(crm.events.relay); the pull feed reads in that order, by type through the new index.
 
 Revision ID: 3f4b2a9c1e07
 Revises: 8e0a5c3b7d21
@@ -21,7 +21,14 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute(sa.schema.CreateSequence(sa.Sequence("events_feed_position_seq")))
+    op.create_index(
+        "ix_events_type_feed_position",
+        "events",
+        ["type", "feed_position"],
+        postgresql_where=sa.text("feed_position IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_type_feed_position", table_name="events")
     op.execute(sa.schema.DropSequence(sa.Sequence("events_feed_position_seq")))
