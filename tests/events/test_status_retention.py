@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
 
 from crm.config import Settings
 from crm.events import outbox
@@ -187,3 +188,23 @@ def test_an_erased_event_carries_only_ids() -> None:
         "request_id": "req-1",
     }
     assert outbox.event_type("customer", "erased") == "crm.customer.erased"
+
+
+async def test_a_late_backlog_is_logged_and_a_growing_one_is_a_warning(
+    client: httpx.AsyncClient, admin: dict[str, str], db: asyncpg.Connection[Any], settings: Settings, database_url: str
+) -> None:
+    relay = Relay(settings, database_url, publish_metrics=False)
+    await create_customer(client, admin)
+    with capture_logs() as logs:
+        assert (await relay.observe(db)).count == 1  # not late yet: nothing said
+        await db.execute("UPDATE events SET time = now() - interval '1 minute'")
+        await relay.observe(db)
+        await create_customer(client, admin)
+        figures = await relay.observe(db)
+    assert figures.count == 2
+    assert figures.oldest_age is not None
+    assert figures.oldest_age >= 60
+    said = [
+        (r["log_level"], r["backlog"], r["growing"]) for r in logs if r["event"] == "events waiting to be published"
+    ]
+    assert said == [("info", 1, False), ("warning", 2, True)]

@@ -295,7 +295,7 @@ class Relay:
         while True:
             now = time.monotonic()
             if now >= next_status:
-                await self._observe(connection)
+                await self.observe(connection)
                 next_status = now + _STATUS_EVERY
             if purging or now >= next_purge:
                 retention = settings.events_retention_days * 86_400
@@ -322,8 +322,8 @@ class Relay:
             else:
                 failing.reset()
 
-    async def _observe(self, connection: asyncpg.Connection) -> None:
-        """The backlog into the gauges, and into the log while it is late and growing."""
+    async def observe(self, connection: asyncpg.Connection) -> Backlog:
+        """The backlog into the gauges, and into the log while it is late (a warning while it grows)."""
         figures = await backlog(connection)
         age = figures.oldest_age
         if self.publish_metrics:
@@ -338,6 +338,7 @@ class Relay:
                 growing=growing,
             )
         self._last_backlog = figures.count
+        return figures
 
 
 def utc_text(moment: datetime | None) -> str | None:
