@@ -14,12 +14,12 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from structlog.testing import capture_logs
 
 from crm.config import Settings
 from crm.events import outbox
 from crm.events.relay import Relay, purge
 from crm.observability import metrics
+from tests.auth.support import capture_logs
 from tests.helpers import create_customer
 
 
@@ -204,7 +204,5 @@ async def test_a_late_backlog_is_logged_and_a_growing_one_is_a_warning(
     assert figures.count == 2
     assert figures.oldest_age is not None
     assert figures.oldest_age >= 60
-    said = [
-        (r["log_level"], r["backlog"], r["growing"]) for r in logs if r["event"] == "events waiting to be published"
-    ]
+    said = [(r["level"], r["backlog"], r["growing"]) for r in logs.records() if r.get("logger") == "crm.events.relay"]
     assert said == [("info", 1, False), ("warning", 2, True)]

@@ -23,6 +23,8 @@ from crm.broker import Backoff, supervise
 log = structlog.get_logger("crm.events.publisher")
 
 CONTENT_TYPE = "application/cloudevents+json"
+# Seconds `stop` waits for the broker connection to close.
+_STOP_WAIT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +102,17 @@ class RabbitPublisher:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # The supervisor says goodbye to the broker (shielded, up to 5 s); a slow broker
+            # must not hold up the service's shutdown meanwhile: the goodbye finishes alone.
+            done, _ = await asyncio.wait({task}, timeout=_STOP_WAIT)
+            if done:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            else:
+                log.warning("events publisher still closing its broker connection", seconds=_STOP_WAIT)
         self._lost()
 
     async def _session(self, connection: AbstractConnection, watch: Callable[[AbstractChannel], None]) -> None:
