@@ -69,6 +69,8 @@ class DatabaseRun:
     posted: Posted | None = None
     # GET by id with metrics off, on, and with tracing (bench/run.py OBSERVABILITY_VARIANTS)
     observability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # bench/events.py's table: commit-to-broker latency and relay throughput
+    events: list[str] = field(default_factory=list)
 
 
 def output_path(results_dir: Path) -> Path:
@@ -136,7 +138,8 @@ def database_section(cases: list[Case], run: DatabaseRun) -> list[str]:
     lines.append("| target | measured | verdict |")
     lines.append("|---|---|---|")
     lines += [f"| {name} | {measured} | {verdict(met)} |" for name, measured, met in targets(cases, run)]
-    return [*lines, "", *observability_section(run)]
+    events = ["Events (bench/events.py):", "", *run.events, ""] if run.events else []
+    return [*lines, "", *observability_section(run), *events]
 
 
 def observability_section(run: DatabaseRun) -> list[str]:

@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from bench import events as events_bench  # noqa: E402
 from bench import history, report  # noqa: E402 - after the path above
 from bench.cases import Case, all_cases  # noqa: E402
 
@@ -43,6 +44,7 @@ SECRET = "bench-secret-" + "b" * 40
 SERVICE_PORT, BASELINE_PORT, ORDERS_PORT, OTLP_PORT = 8310, 8311, 8312, 8313
 SERVICE, BASELINE = f"http://127.0.0.1:{SERVICE_PORT}", f"http://127.0.0.1:{BASELINE_PORT}"
 EMBEDDED = "embedded"
+EVENTS_EXCHANGE = "bench.crm.events"
 TABLES = ("customers", "contacts", "interactions")
 
 
@@ -233,6 +235,9 @@ def service_env(db: Database, args: argparse.Namespace) -> dict[str, str]:
         "RATE_LIMIT_PER_MINUTE": "0",
         "LOG_LEVEL": "info",
         "ORDER_SERVICE_URL": f"http://127.0.0.1:{ORDERS_PORT}",
+        # Every case runs with events on: the relay publishes each write's event (bench/events.py).
+        "EVENTS_AMQP_URL": events_bench.AMQP_URL,
+        "EVENTS_EXCHANGE": EVENTS_EXCHANGE,
     }
 
 
@@ -459,6 +464,11 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
                 f"{db.label} | {case.name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
                 f"p99 {r['p99_ms']:.1f} ms, errors {r['errors']}, timeouts {r['timeouts']}"
             )
+        if not args.only or "events" in args.only:
+            latency = asyncio.run(events_bench.commit_to_broker(SERVICE, token, EVENTS_EXCHANGE))
+            throughput = asyncio.run(events_bench.relay_throughput(db.url))
+            run.events = events_bench.describe(latency, throughput)
+            log(f"{db.label} | events: " + "; ".join(run.events[2:]))
         sampler.stopped.set()
         run.rss = [peak for pid, peak in sampler.peak.items() if pid != service.pid]
         by_id = next((c for c in cases if c.target == "by_id"), None)
@@ -607,7 +617,8 @@ def parse_args() -> argparse.Namespace:
         action="append",
         default=[],
         help="run only the cases whose name contains this text (repeatable; `observability` adds the GET-by-id runs "
-        "with metrics off and on and with tracing); no report unless --output",
+        "with metrics off and on and with tracing, `events` the commit-to-broker and relay cases); "
+        "no report unless --output",
     )
     return parser.parse_args()
 

@@ -325,6 +325,39 @@ async def _purge(settings: Settings, url: str, days: int, batch: int) -> Purged:
         await engine.dispose()
 
 
+events_app = typer.Typer(help='The CRM\'s own events (README, "Events")', no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("tail")
+def events_tail(
+    key: Annotated[str, typer.Option(help="routing key pattern: customer.*, *.deleted, # (every event)")] = "#",
+    count: Annotated[int | None, typer.Option(min=1, help="stop after this many events")] = None,
+) -> None:
+    """Print each event published to EVENTS_EXCHANGE on EVENTS_AMQP_URL as it arrives (Ctrl-C stops)."""
+    import asyncio
+    import contextlib
+
+    from crm.broker.connection import safe_url
+    from crm.events.tail import tail
+
+    settings = _settings()
+    if not settings.events_amqp_url:
+        typer.echo(
+            "error: EVENTS_AMQP_URL is unset (amqp://guest:guest@127.0.0.1:5672/ for a local RabbitMQ)", err=True
+        )
+        raise typer.Exit(2)
+    typer.echo(
+        f"events on {settings.events_exchange} at {safe_url(settings.events_amqp_url)} ({key}); Ctrl-C stops", err=True
+    )
+
+    def out(text: str) -> None:
+        typer.echo(text)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(tail(settings.events_amqp_url, settings.events_exchange, key=key, count=count, out=out))
+
+
 @app.command("demo-data")
 def demo_data(
     customers: Annotated[int, typer.Option(min=1, max=50_000_000, help="customers to create")],

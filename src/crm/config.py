@@ -76,6 +76,21 @@ class Settings(BaseSettings):
     # Deletions purged per transaction: each holds its locks only that long.
     trash_purge_batch: int = Field(default=500, ge=1, le=100_000, alias="CRM_TRASH_PURGE_BATCH")
 
+    # --- events (crm.events: the relay, the feed, retention; README, "Events") ---
+    # Set: the relay publishes each event to RabbitMQ. Unset: it still runs and marks each
+    # event published (into the pull feed) as it finds it, so the feed works without a broker.
+    events_amqp_url: str | None = None
+    events_exchange: str = Field(default="crm.events", min_length=1)
+    # Off: no relay in this process (another instance, or none: events wait in the outbox).
+    events_relay_enabled: bool = True
+    events_relay_batch: int = Field(default=500, ge=1, le=10_000)
+    # Seconds between looks at the outbox when the last one found nothing to publish.
+    events_relay_poll_interval: float = Field(default=0.05, gt=0, le=10)
+    # Seconds a batch's publisher confirms may take before the batch counts as failed.
+    events_publish_timeout: float = Field(default=10.0, gt=0)
+    # Published events are kept this long, then purged in batches (never an unpublished one).
+    events_retention_days: float = Field(default=7, gt=0)
+
     # --- logging ---
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -125,6 +140,7 @@ class Settings(BaseSettings):
         "order_service_url",
         "order_service_token",
         "order_events_amqp_url",
+        "events_amqp_url",
         "redis_url",
         "metrics_token",
         mode="before",

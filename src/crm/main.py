@@ -34,6 +34,8 @@ from crm.db.transaction import create_engine, create_sessionmaker
 from crm.erasure import service as erasure
 from crm.erasure.router import routes as erasure_routes
 from crm.errors import install_error_handlers, problem_response
+from crm.events.relay import Relay
+from crm.events.router import routes as events_routes
 from crm.history.router import routes as history_routes
 from crm.interactions.router import routes as interactions_routes
 from crm.log import configure_logging
@@ -115,6 +117,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *history_routes.endpoints,
     *trash_routes.endpoints,
     *erasure_routes.endpoints,
+    *events_routes.endpoints,
 )
 
 
@@ -172,6 +175,22 @@ async def _stop(*tasks: asyncio.Task[None] | None) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _start_relay(settings: Settings, url: str) -> Relay | None:
+    """The events relay of this process: it leads (publishes) or waits for the lock; off if configured so."""
+    if not settings.events_relay_enabled:
+        return None
+    relay = Relay(settings, url)
+    relay.start()
+    return relay
+
+
+async def _stop_brokered(consumer: OrderEventsConsumer | None, relay: Relay | None) -> None:
+    if consumer is not None:
+        await consumer.stop()
+    if relay is not None:
+        await relay.stop()
 
 
 def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Middleware]:
@@ -235,6 +254,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             traces.start(http)
         consumer = app.state.order_events_consumer = _start_order_events(app, settings)
         purger = _start_purge(app, settings)
+        relay = app.state.events_relay = _start_relay(settings, url)
         # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
         # as the process: move it out of the collector's sight, so that full collections only
         # walk what requests allocate. Without this, each one walked the whole framework and
@@ -248,8 +268,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             await _stop(sampler, purger)
             if traces is not None:
                 traces.stop()
-            if consumer is not None:
-                await consumer.stop()
+            await _stop_brokered(consumer, relay)
             await http.aclose()
             await app.state.rate_limiter.counter.close()
             await app.state.read_pool.close()

@@ -23,7 +23,8 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 # The spec's table, written out cell by cell.
 # History is read-only (append-only): its one action is "read", for admins and managers.
 # The trash is listed ("read": what the caller could restore); restores need "delete" on the record.
-# "erase" (erasure on request) is the admins' alone, on customers.
+# "erase" (erasure on request) is the admins' alone, on customers. The events feed is the admins'
+# and managers', the relay's status the admins'.
 _NONE: dict[Action, Scope | None] = dict.fromkeys(ACTIONS)
 _CRUD = ("read", "create", "update", "delete")
 _HISTORY: dict[Action, Scope | None] = {**_NONE, "read": Scope.all}
@@ -34,12 +35,16 @@ _STAFF: dict[Resource, dict[Action, Scope | None]] = {
     "interactions": _FULL,
     "history": _HISTORY,
     "trash": {**_NONE, "read": Scope.all},
+    "events": _HISTORY,
+    "event_relay": _NONE,
 }
 EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
-    "admin": {**_STAFF, "customers": {**_FULL, "erase": Scope.all}},
+    "admin": {**_STAFF, "customers": {**_FULL, "erase": Scope.all}, "event_relay": _HISTORY},
     "manager": _STAFF,
     "employee": {
         "history": _NONE,
+        "events": _NONE,
+        "event_relay": _NONE,
         "customers": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.all},
         "contacts": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.all},
         "interactions": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.own, "delete": Scope.own},
@@ -49,7 +54,7 @@ EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
 
 
 def test_resources_and_actions_are_the_specs() -> None:
-    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history", "trash"}
+    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history", "trash", "events", "event_relay"}
     assert set(ACTIONS) == {"read", "create", "update", "delete", "erase"}
 
 

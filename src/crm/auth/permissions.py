@@ -13,7 +13,7 @@ class Scope(StrEnum):
     own = "own"  # only records the user authored (interactions.user_id)
 
 
-Resource = Literal["customers", "contacts", "interactions", "history", "trash"]
+Resource = Literal["customers", "contacts", "interactions", "history", "trash", "events", "event_relay"]
 # "erase": erasure on request (crm.erasure), admins only. Restoring from the trash needs
 # "delete" on the record: whoever may delete a record may take its delete back.
 Action = Literal["read", "create", "update", "delete", "erase"]
@@ -25,12 +25,16 @@ PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
     # read with "customers" "read"; the global list (every change by anyone) needs this.
     # The trash listing shows each caller what they could restore (crm.trash.service.visible,
     # from the "delete" scopes here): "own" lets an employee list at all.
+    # Events (the pull feed) are every change by anyone, as the global history is; the relay's
+    # status (backlog, leadership) is an operator's view: admins only.
     "admin": {
         "customers": {**_FULL, "erase": Scope.all},
         "contacts": _FULL,
         "interactions": _FULL,
         "history": {"read": Scope.all},
         "trash": {"read": Scope.all},
+        "events": {"read": Scope.all},
+        "event_relay": {"read": Scope.all},
     },
     "manager": {
         "customers": _FULL,
@@ -38,6 +42,7 @@ PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
         "interactions": _FULL,
         "history": {"read": Scope.all},
         "trash": {"read": Scope.all},
+        "events": {"read": Scope.all},
     },
     "employee": {
         "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all},

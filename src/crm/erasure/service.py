@@ -3,7 +3,7 @@
 What goes: the customer (live or in the trash), its contacts and interactions (live and in the
 trash), the order projection's rows of it, the idempotency store's saved answers about it, and
 its words in the typo tiers' dictionaries (customers' and interactions'). What stays: the
-history entries about them, each with
+history entries and the kept events about them, each with
 its structure (at, action, entity, actor, field names) and every value null; one `erased` entry
 saying who erased how many records; and the erased ids (crm.erasure.models), for the 410s.
 
@@ -24,6 +24,7 @@ from crm.db.reads import read_connection
 from crm.erasure import queries
 from crm.erasure.schemas import ErasureReceipt
 from crm.errors import NotFound
+from crm.events import outbox
 from crm.history import service as history
 from crm.trash import queries as trash
 
@@ -42,6 +43,9 @@ async def erase_customer(session: AsyncSession, customer_id: UUID, actor: histor
     await queries.forget_words(session, record)
     await queries.forget_interaction_words(session, words)
     redacted = await history.redact_customer(session, customer_id)
+    # The kept events of the person keep their shape with every value null; the `erased` event
+    # written below tells consumers to forget the copies they hold.
+    await outbox.redact(session, customer_id)
     await queries.record_erased(session, customer_id, removed)
     contact_ids = [record_id for entity, record_id in removed if entity == "contact"]
     await queries.forget_answers(session, [customer_id, *contact_ids])

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Identity, Index, String, func, text
+from sqlalchemy import BigInteger, Identity, Index, Sequence, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import DateTime, Uuid
@@ -43,9 +43,23 @@ class Event(Base):
         Index("uq_events_customer_id_sequence", "customer_id", "sequence", unique=True),
         # What the relay has left to publish, oldest first; small however long the table grows.
         Index("ix_events_unpublished", "position", postgresql_where=text("published_at IS NULL")),
+        # The feed filtered by type: that type's events in feed order (a rare type would otherwise
+        # walk the whole feed). By customer, uq_events_customer_id_sequence serves (same order).
+        Index(
+            "ix_events_type_feed_position",
+            "type",
+            "feed_position",
+            postgresql_where=text("feed_position IS NOT NULL"),
+        ),
         # Retention: the published events older than the window, oldest first.
         Index("ix_events_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
     )
+
+
+# The relay's counter for `feed_position`: the pull feed's order is the order of publication.
+# A sequence, not max(feed_position) + 1: the retention purge may empty the table, and a
+# consumer's cursor must never point past numbers that would be given again.
+FEED_POSITIONS = Sequence("events_feed_position_seq", metadata=Base.metadata)
 
 
 class EventSequence(Base):

@@ -156,6 +156,51 @@ async def children_deleted(
     )
 
 
+# Every kept event of the customer, its person's values nulled: the record's fields and each
+# change's old/new, but the record ids (`id` and the references to other records: customer,
+# contact, owner and author; not `tax_id`, which is the person's), the actor (a member of staff)
+# and the request id stay, and so do every key and field name, so a consumer still reads the
+# same shapes.
+_REDACT = text(
+    r"""
+    UPDATE events e SET data = (
+        SELECT jsonb_object_agg(
+            d.key,
+            CASE
+                WHEN d.key IN ('actor', 'request_id') THEN d.value
+                WHEN d.key = 'changes' AND jsonb_typeof(d.value) = 'object' THEN COALESCE(
+                    (SELECT jsonb_object_agg(
+                        c.key,
+                        CASE WHEN c.key IN ('id', 'customer_id', 'contact_id', 'owner_id', 'user_id')
+                             THEN c.value
+                             ELSE jsonb_build_object('old', NULL, 'new', NULL) END)
+                     FROM jsonb_each(d.value) AS c), '{}'::jsonb)
+                WHEN jsonb_typeof(d.value) = 'object' THEN COALESCE(
+                    (SELECT jsonb_object_agg(
+                        f.key,
+                        CASE WHEN f.key IN ('id', 'customer_id', 'contact_id', 'owner_id', 'user_id')
+                             THEN f.value ELSE 'null'::jsonb END)
+                     FROM jsonb_each(d.value) AS f), '{}'::jsonb)
+                ELSE d.value
+            END)
+        FROM jsonb_each(e.data) AS d
+    )
+    WHERE e.customer_id = :customer_id
+    """
+).bindparams(bindparam("customer_id", type_=Uuid))
+
+
+async def redact(session: AsyncSession, customer_id: UUID) -> int:
+    """Null every personal value in the kept events of an erased customer; how many events.
+
+    For the erasure, in its transaction. Published events keep their place in the feed (with
+    the values gone); unpublished ones are published without them. Copies the broker already
+    delivered are the consumers' to handle: the `crm.customer.erased` event tells them.
+    """
+    result = await session.execute(_REDACT, {"customer_id": customer_id})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def envelope(row: Mapping[str, Any]) -> dict[str, Any]:
     """The structured-mode CloudEvent 1.0 of an `events` row (as the relay, the feed and webhooks send it)."""
     data = row["data"]

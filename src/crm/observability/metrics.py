@@ -89,6 +89,20 @@ POOL_WAIT = Counter(
     "crm_db_pool_wait_seconds", "Time checkouts took: waiting for a free connection, or opening one", ["pool"]
 )
 
+# Set by the events relay that leads (crm.events.relay), from the database every few seconds;
+# every other worker's stay 0, so the max over live workers is the database's figure. With
+# several instances on one database, take the max over instances too.
+EVENTS_BACKLOG = Gauge(
+    "crm_events_backlog",
+    "Events written but not yet published (the leading relay's count)",
+    multiprocess_mode="livemax",
+)
+EVENTS_OLDEST_AGE = Gauge(
+    "crm_events_oldest_unpublished_age_seconds",
+    "Seconds the oldest unpublished event has waited (0: none waits)",
+    multiprocess_mode="livemax",
+)
+
 WORKERS = Gauge("crm_worker_processes", "Worker processes serving", multiprocess_mode="livesum")
 
 if MULTIPROCESS_DIR is not None:
