@@ -42,6 +42,8 @@ from crm.orders.client import OrderServiceClient
 from crm.orders.consumer import OrderEventsConsumer
 from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
+from crm.webhooks.dispatcher import Dispatcher
+from crm.webhooks.router import routes as webhooks_routes
 
 TITLE = "CRM service"
 VERSION = "1.0.0"
@@ -106,6 +108,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *contacts_routes.endpoints,
     *interactions_routes.endpoints,
     *history_routes.endpoints,
+    *webhooks_routes.endpoints,
 )
 
 
@@ -140,6 +143,15 @@ def _start_order_events(app: Starlette, settings: Settings) -> OrderEventsConsum
     return consumer
 
 
+def _start_webhooks(app: Starlette, settings: Settings) -> Dispatcher | None:
+    """The webhook dispatcher: on in every instance unless turned off (they share the deliveries)."""
+    if not settings.webhook_dispatcher_enabled:
+        return None
+    dispatcher = Dispatcher(app.state.sessionmaker, settings)
+    dispatcher.start()
+    return dispatcher
+
+
 def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Middleware]:
     """What every request passes before its route, outermost first."""
     middleware = [
@@ -156,7 +168,7 @@ def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Midd
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
                 expose_headers=[
                     "ETag",
@@ -200,6 +212,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         if traces is not None:
             traces.start(http)
         consumer = app.state.order_events_consumer = _start_order_events(app, settings)
+        webhooks = app.state.webhook_dispatcher = _start_webhooks(app, settings)
         # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
         # as the process: move it out of the collector's sight, so that full collections only
         # walk what requests allocate. Without this, each one walked the whole framework and
@@ -216,8 +229,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                     await sampler
             if traces is not None:
                 traces.stop()
-            if consumer is not None:
-                await consumer.stop()
+            for worker in (consumer, webhooks):
+                if worker is not None:
+                    await worker.stop()
             await http.aclose()
             await app.state.rate_limiter.counter.close()
             await app.state.read_pool.close()

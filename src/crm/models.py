@@ -10,6 +10,7 @@ from crm.idempotency.models import IdempotencyKey
 from crm.interactions.aggregates import InteractionDailyCount, InteractionDayCount, InteractionUserCount
 from crm.interactions.models import Interaction
 from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
+from crm.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Base",
@@ -26,4 +27,7 @@ __all__ = [
     "InteractionDayCount",
     "InteractionUserCount",
     "OrderProjection",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

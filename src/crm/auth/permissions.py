@@ -13,7 +13,7 @@ class Scope(StrEnum):
     own = "own"  # only records the user authored (interactions.user_id)
 
 
-Resource = Literal["customers", "contacts", "interactions", "history"]
+Resource = Literal["customers", "contacts", "interactions", "history", "webhooks"]
 Action = Literal["read", "create", "update", "delete"]
 
 _FULL: dict[Action, Scope] = dict.fromkeys(("read", "create", "update", "delete"), Scope.all)
@@ -21,7 +21,14 @@ _FULL: dict[Action, Scope] = dict.fromkeys(("read", "create", "update", "delete"
 PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
     # History is append-only: "read" is the only action it has. A customer's own history is
     # read with "customers" "read"; the global list (every change by anyone) needs this.
-    "admin": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL, "history": {"read": Scope.all}},
+    # Webhook subscriptions send the customers' data to outside URLs: admins only.
+    "admin": {
+        "customers": _FULL,
+        "contacts": _FULL,
+        "interactions": _FULL,
+        "history": {"read": Scope.all},
+        "webhooks": _FULL,
+    },
     "manager": {"customers": _FULL, "contacts": _FULL, "interactions": _FULL, "history": {"read": Scope.all}},
     "employee": {
         "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all},

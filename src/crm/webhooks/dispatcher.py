@@ -1,0 +1,178 @@
+"""The dispatcher: a task in every instance that sends the due deliveries.
+
+Instances share the work through the database, not a leader: each claims due deliveries with
+`FOR UPDATE SKIP LOCKED` and a lease (queries._CLAIM), sends them with no transaction open,
+and writes each outcome in a short transaction of its own. Only the head of a (subscription,
+customer) queue is ever due, so that customer's events reach that subscription in `sequence`
+order, and a failing head holds back only its own queue. When the head fails for good, the
+next one goes (the receiver sees the gap in `sequence`, and can have the failed one sent
+again with POST .../retry or read it from the feed). An instance that dies mid-attempt leaves
+its lease, which expires after the attempt's timeout: another instance sends it again, with
+the same `webhook-id` (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import httpx
+import structlog
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm.config import Settings
+from crm.events.outbox import envelope
+from crm.webhooks import queries, sender, signing
+
+log = structlog.get_logger("crm.webhooks")
+
+# A claimed delivery's lease outlasts its attempt by this much, so it is never sent twice at once.
+_LEASE_MARGIN_SECONDS = 30.0
+
+
+def body_of(row: RowMapping) -> bytes | None:
+    """The bytes to POST: the event's CloudEvent (or a test event's own), or None if the event is gone."""
+    payload = row["payload"]
+    if payload is not None:
+        document = json.loads(payload) if isinstance(payload, str) else payload
+    elif row["e_id"] is not None:
+        document = envelope(
+            {
+                "id": row["e_id"],
+                "type": row["e_type"],
+                "subject": row["e_subject"],
+                "time": row["e_time"],
+                "customer_id": row["e_customer_id"],
+                "sequence": row["e_sequence"],
+                "data": row["e_data"],
+            }
+        )
+    else:
+        return None
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Dispatcher:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="crm-webhooks")
+
+    def wake(self) -> None:
+        """Look for due deliveries now (a test event, a manual retry) instead of at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._sending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        settings = self.settings
+        limits = httpx.Limits(max_connections=settings.webhook_concurrency, max_keepalive_connections=20)
+        async with httpx.AsyncClient(follow_redirects=False, limits=limits, timeout=settings.webhook_timeout) as http:
+            while True:
+                self._wake.clear()
+                free = settings.webhook_concurrency - len(self._sending)
+                claimed: list[RowMapping] = []
+                if free > 0:
+                    try:
+                        claimed = list(await self._claim(free))
+                    except Exception:  # the database may be away: try again at the next poll
+                        log.warning("webhook dispatcher could not claim deliveries", exc_info=True)
+                for row in claimed:
+                    task = asyncio.create_task(self._deliver(http, row))
+                    self._sending.add(task)
+                    task.add_done_callback(self._done)
+                if claimed and len(claimed) == free:
+                    continue  # more may be due; room permitting, claim again at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), settings.webhook_poll_interval)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        # The next of its queue may be due now.
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[RowMapping]:
+        async with self.sessionmaker() as session, session.begin():
+            return list(await queries.claim(session, limit, self.settings.webhook_timeout + _LEASE_MARGIN_SECONDS))
+
+    async def _deliver(self, http: httpx.AsyncClient, row: RowMapping) -> None:
+        try:
+            await self._attempt(http, row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # its lease expires and it is tried again
+            log.exception("webhook delivery attempt failed unexpectedly", delivery_id=str(row["id"]))
+
+    async def _attempt(self, http: httpx.AsyncClient, row: RowMapping) -> None:
+        settings = self.settings
+        at = datetime.now(UTC)
+        body = body_of(row)
+        if body is None:
+            outcome = sender.Outcome(False, None, "the event is no longer kept", 0, None, None)
+        else:
+            secrets_ = [row["secret"], *([row["previous_secret"]] if row["previous_secret"] else [])]
+            headers = signing.headers(secrets_, str(row["event_id"]), int(time.time()), body)
+            outcome = await sender.attempt(
+                http,
+                row["url"],
+                body,
+                headers,
+                within=settings.webhook_timeout,
+                allow_private=settings.webhook_allow_private_networks,
+            )
+        status, next_at = self._next(row, outcome, body is None)
+        async with self.sessionmaker() as session, session.begin():
+            await queries.record_attempt(
+                session,
+                row["id"],
+                status=status,
+                at=at,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+                response=outcome.response,
+                next_attempt_at=next_at,
+            )
+            subscription_id: UUID = row["subscription_id"]
+            if outcome.ok:
+                await queries.subscription_succeeded(session, subscription_id)
+            elif await queries.subscription_failed(session, subscription_id, settings.webhook_disable_after_seconds):
+                log.warning(
+                    "webhook subscription disabled: every delivery failed", subscription_id=str(subscription_id)
+                )
+        log.info(
+            "webhook attempt",
+            delivery_id=str(row["id"]),
+            event_type=row["type"],
+            status_code=outcome.status_code,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+            outcome=status,
+        )
+
+    def _next(self, row: RowMapping, outcome: sender.Outcome, gone: bool) -> tuple[str, datetime | None]:
+        """(the delivery's status after this attempt, when the next one is due)."""
+        if outcome.ok:
+            return "succeeded", None
+        schedule = self.settings.webhook_retry_schedule
+        failed_so_far = row["attempts"] + 1 - row["schedule_start"]
+        if gone or failed_so_far > len(schedule):
+            return "failed", None
+        delay = outcome.retry_after if outcome.retry_after is not None else schedule[failed_so_far - 1]
+        return "pending", datetime.now(UTC) + timedelta(seconds=delay)
