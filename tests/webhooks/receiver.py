@@ -53,6 +53,8 @@ class Receiver:
         self.url = ""
         self.requests: list[Seen] = []
         self.behaviour: Behaviour = ok
+        # When each request's answer was ready, by webhook-id (the last, if sent more than once).
+        self.answered: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def app(self) -> Starlette:
@@ -60,7 +62,10 @@ class Receiver:
             seen = Seen(request.url.path, dict(request.headers), await request.body(), time.monotonic())
             with self._lock:
                 self.requests.append(seen)
-            return await self.behaviour(seen)
+            response = await self.behaviour(seen)
+            with self._lock:
+                self.answered[seen.headers.get("webhook-id", "")] = time.monotonic()
+            return response
 
         return Starlette(routes=[Route("/{path:path}", receive, methods=["POST", "GET"])])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from typing import Any
@@ -106,11 +107,11 @@ async def test_only_matching_enabled_subscriptions_get_deliveries_and_only_for_c
         INSERT INTO events (id, type, customer_id, subject, sequence, data)
         VALUES (gen_random_uuid(), 'crm.customer.updated', $1, $1, 99, '{}')
     """
-    with pytest.raises(RuntimeError):
-        async with db.transaction():
-            await db.execute(insert, customer["id"])
-            assert await db.fetchval("SELECT count(*) FROM webhook_deliveries") == before + 1
-            raise RuntimeError("roll back")
+    transaction = db.transaction()
+    await transaction.start()
+    await db.execute(insert, customer["id"])
+    assert await db.fetchval("SELECT count(*) FROM webhook_deliveries") == before + 1
+    await transaction.rollback()
     assert await db.fetchval("SELECT count(*) FROM webhook_deliveries") == before
 
 
@@ -147,7 +148,7 @@ async def test_failed_attempts_are_retried_on_the_schedule_with_one_webhook_id(
     await create_customer(client, admin)
     seen = await receiver.wait_for(4, within=15)  # the first attempt and the schedule's three (1, 1, 1 s)
     assert len({s.headers["webhook-id"] for s in seen}) == 1
-    gaps = [b.at - a.at for a, b in zip(seen, seen[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(seen)]
     assert all(gap >= 0.9 for gap in gaps), gaps
     for s in seen:
         verify(hook["secret"], s)
@@ -287,9 +288,9 @@ async def test_deliveries_are_listed_by_status_in_pages_and_a_failed_one_sent_ag
     assert again.headers["webhook-id"] == failed["webhook_id"]
     assert verify(hook["secret"], again)["sequence"] == "1"
     deadline = time.monotonic() + 10
-    while (row := await db.fetchrow("SELECT status, attempts FROM webhook_deliveries WHERE id = $1", failed["id"])) and (
-        row["status"] != "succeeded"
-    ):
+    while (
+        row := await db.fetchrow("SELECT status, attempts FROM webhook_deliveries WHERE id = $1", failed["id"])
+    ) and (row["status"] != "succeeded"):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     assert row["attempts"] == 5

@@ -63,44 +63,57 @@ class Dispatcher:
         self.settings = settings
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="crm-webhooks")
+        limits = httpx.Limits(max_connections=self.settings.webhook_concurrency, max_keepalive_connections=20)
+        self._http = httpx.AsyncClient(follow_redirects=False, limits=limits, timeout=self.settings.webhook_timeout)
+        self._task = asyncio.create_task(self._run(self._http), name="crm-webhooks")
 
     def wake(self) -> None:
         """Look for due deliveries now (a test event, a manual retry) instead of at the next poll."""
         self._wake.set()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._sending) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Claim no more; let the attempts in flight finish (their timeout bounds it) and write their outcome.
 
-    async def _run(self) -> None:
+        One cut short would be sent again after its lease, as after a crash; one waited for is not.
+        """
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        sending = set(self._sending)
+        if sending:
+            _, late = await asyncio.wait(sending, timeout=self.settings.webhook_timeout + 1)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _run(self, http: httpx.AsyncClient) -> None:
         settings = self.settings
-        limits = httpx.Limits(max_connections=settings.webhook_concurrency, max_keepalive_connections=20)
-        async with httpx.AsyncClient(follow_redirects=False, limits=limits, timeout=settings.webhook_timeout) as http:
-            while True:
-                self._wake.clear()
-                free = settings.webhook_concurrency - len(self._sending)
-                claimed: list[RowMapping] = []
-                if free > 0:
-                    try:
-                        claimed = list(await self._claim(free))
-                    except Exception:  # the database may be away: try again at the next poll
-                        log.warning("webhook dispatcher could not claim deliveries", exc_info=True)
-                for row in claimed:
-                    task = asyncio.create_task(self._deliver(http, row))
-                    self._sending.add(task)
-                    task.add_done_callback(self._done)
-                if claimed and len(claimed) == free:
-                    continue  # more may be due; room permitting, claim again at once
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), settings.webhook_poll_interval)
+        while True:
+            self._wake.clear()
+            free = settings.webhook_concurrency - len(self._sending)
+            claimed: list[RowMapping] = []
+            if free > 0:
+                try:
+                    claimed = list(await self._claim(free))
+                except Exception:  # the database may be away: try again at the next poll
+                    log.warning("webhook dispatcher could not claim deliveries", exc_info=True)
+            for row in claimed:
+                task = asyncio.create_task(self._deliver(http, row))
+                self._sending.add(task)
+                task.add_done_callback(self._done)
+            if claimed and len(claimed) == free:
+                continue  # more may be due; room permitting, claim again at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), settings.webhook_poll_interval)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
