@@ -23,11 +23,17 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 # The spec's table, written out cell by cell.
 # History is read-only (append-only): its one action is "read", for admins and managers.
 _HISTORY: dict[Action, Scope | None] = {"read": Scope.all, "create": None, "update": None, "delete": None}
+# Webhook subscriptions send customers' data to outside URLs: admins only.
 EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
     "admin": {**{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES}, "history": _HISTORY},
-    "manager": {**{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES}, "history": _HISTORY},
+    "manager": {
+        **{r: dict.fromkeys(ACTIONS, Scope.all) for r in RESOURCES},
+        "history": _HISTORY,
+        "webhooks": dict.fromkeys(ACTIONS),
+    },
     "employee": {
         "history": dict.fromkeys(ACTIONS),
+        "webhooks": dict.fromkeys(ACTIONS),
         "customers": {"read": Scope.all, "create": Scope.all, "update": Scope.all, "delete": None},
         "contacts": {"read": Scope.all, "create": Scope.all, "update": Scope.all, "delete": None},
         "interactions": {"read": Scope.all, "create": Scope.all, "update": Scope.own, "delete": Scope.own},
@@ -36,7 +42,7 @@ EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
 
 
 def test_resources_and_actions_are_the_specs() -> None:
-    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history"}
+    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history", "webhooks"}
     assert set(ACTIONS) == {"read", "create", "update", "delete"}
 
 
@@ -49,7 +55,7 @@ def test_permission_table(role: str) -> None:
 
 @pytest.mark.parametrize("role", ["", "auditor", "Admin", "ADMIN", "admin ", "superuser", "root", "employees"])
 def test_any_other_role_has_nothing(role: str) -> None:
-    assert [scope_for(role, r, a) for r in RESOURCES for a in ACTIONS] == [None] * 16
+    assert [scope_for(role, r, a) for r in RESOURCES for a in ACTIONS] == [None] * len(RESOURCES) * len(ACTIONS)
 
 
 def api_routes(tmp_path: Path) -> list[tuple[str, str]]:
