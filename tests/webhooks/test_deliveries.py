@@ -221,6 +221,10 @@ async def test_an_answer_slower_than_the_timeout_is_a_failure(
     hook = await subscribe(client, admin, receiver.url, "crm.customer.*")
     await create_customer(client, admin)
     await receiver.wait_for(1)
+    # In flight: a manual retry would race the attempt under way.
+    (in_flight,) = await deliveries(client, admin, hook["id"])
+    retry = await client.post(f"/api/webhooks/{hook['id']}/deliveries/{in_flight['id']}/retry", headers=admin)
+    assert_problem(retry, 409)
     deadline = time.monotonic() + 10
     while not (found := await deliveries(client, admin, hook["id"]))[0]["attempts"]:
         assert time.monotonic() < deadline

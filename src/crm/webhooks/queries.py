@@ -173,8 +173,11 @@ async def held_back(session: AsyncSession, delivery: RowMapping) -> bool:
     return bool(result.scalar_one())
 
 
-async def retry_now(session: AsyncSession, delivery_id: UUID) -> RowMapping:
-    """Pending again, due now, with the whole schedule ahead (the attempts so far stay listed)."""
+async def retry_now(session: AsyncSession, delivery_id: UUID) -> RowMapping | None:
+    """Pending again, due now, with the whole schedule ahead (the attempts so far stay listed).
+
+    None while an attempt of it is in flight (leased): a second one beside it would race it.
+    """
     result = await session.execute(
         text(
             f"""
@@ -182,7 +185,7 @@ async def retry_now(session: AsyncSession, delivery_id: UUID) -> RowMapping:
                 UPDATE webhook_deliveries
                 SET status = 'pending', next_attempt_at = now(), schedule_start = attempts,
                     lease_until = NULL, completed_at = NULL
-                WHERE id = :id
+                WHERE id = :id AND (lease_until IS NULL OR lease_until < now())
                 RETURNING *
             )
             SELECT {_DELIVERY_COLUMNS} FROM again d
@@ -190,7 +193,7 @@ async def retry_now(session: AsyncSession, delivery_id: UUID) -> RowMapping:
         ),
         {"id": delivery_id},
     )
-    return result.mappings().one()
+    return result.mappings().one_or_none()
 
 
 # --- the dispatcher ---------------------------------------------------------------------

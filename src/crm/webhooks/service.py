@@ -119,7 +119,10 @@ async def retry(session: AsyncSession, subscription_id: UUID, delivery_id: UUID)
             "an earlier event of this customer is still pending for this subscription: this one follows it "
             "(retry that one)"
         )
-    return delivery_out(await queries.retry_now(session, delivery_id))
+    again = await queries.retry_now(session, delivery_id)
+    if again is None:
+        raise Conflict("an attempt of this delivery is being sent now; see its outcome in the deliveries list")
+    return delivery_out(again)
 
 
 async def deliveries(
