@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     webhook_poll_interval: float = Field(default=1.0, gt=0)
     # Attempts in flight at once, per instance.
     webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Succeeded and failed deliveries (with their attempts) are listed this long, then purged.
+    webhook_delivery_retention_days: float = Field(default=30, gt=0)
 
     # --- logging ---
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"

@@ -358,3 +358,24 @@ async def test_a_success_clears_the_failing_streak(
     (delivery,) = await settled(client, admin, hook["id"], 1)
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
     assert await db.fetchval("SELECT failing_since FROM webhook_subscriptions WHERE id = $1", hook["id"]) is None
+
+
+async def test_completed_deliveries_past_their_retention_are_purged(
+    app: Any, client: httpx.AsyncClient, admin: dict[str, str], receiver: Receiver, db: asyncpg.Connection[Any]
+) -> None:
+    hook = await subscribe(client, admin, receiver.url, "crm.customer.*")
+    customer = await create_customer(client, admin)
+    await client.put(f"/api/customers/{customer['id']}", json={"city": "Lviv"}, headers=admin)
+    await settled(client, admin, hook["id"], 2)
+    await db.execute("UPDATE webhook_deliveries SET completed_at = now() - interval '31 days' WHERE sequence = 1")
+    # A pending one, however old, stays: it has not been delivered.
+    await db.execute(
+        "INSERT INTO webhook_deliveries (subscription_id, event_id, type, status, created_at, next_attempt_at)"
+        " VALUES ($1, gen_random_uuid(), 'crm.customer.updated', 'pending', now() - interval '40 days',"
+        " now() + interval '1 day')",
+        hook["id"],
+    )
+    assert await app.state.webhook_dispatcher.purge() == 1
+    left = await db.fetch("SELECT sequence, status FROM webhook_deliveries ORDER BY position")
+    assert [(r["sequence"], r["status"]) for r in left] == [(2, "succeeded"), (None, "pending")]
+    assert await db.fetchval("SELECT count(*) FROM webhook_attempts") == 1

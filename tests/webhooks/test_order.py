@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.responses import Response
 
 from crm.config import Settings
+from crm.main import create_app
+from crm.webhooks import queries
 from crm.webhooks.dispatcher import Dispatcher
 from tests.helpers import create_customer
+from tests.webhooks.conftest import webhook_settings
 from tests.webhooks.receiver import Receiver, Seen, ok, slow
 from tests.webhooks.test_subscriptions import subscribe
 
@@ -105,3 +110,28 @@ async def test_two_dispatchers_on_one_database_keep_each_customers_order(
         # Each once, in order: neither instance sent one the other had, nor overtook a queue's head.
         assert by_customer[customer["id"]] == list(range(1, 10))
     assert await db.fetchval("SELECT max(attempts) FROM webhook_deliveries") == 1
+
+
+async def test_a_delivery_claimed_by_an_instance_that_died_is_sent_after_its_lease(
+    tmp_path: Path, database_url: str, admin: dict[str, str], receiver: Receiver, db: asyncpg.Connection[Any]
+) -> None:
+    app = create_app(webhook_settings(tmp_path, webhook_dispatcher_enabled=False), database_url=database_url)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        await subscribe(client, admin, receiver.url, "crm.customer.*")
+        await create_customer(client, admin)
+        # The instance that died: it claimed the delivery (leased it) and never wrote an outcome.
+        async with app.state.sessionmaker() as session, session.begin():
+            (claimed,) = await queries.claim(session, 10, 60)
+        living = Dispatcher(app.state.sessionmaker, app.state.settings)
+        living.start()
+        try:
+            await asyncio.sleep(0.5)
+            assert receiver.seen() == [], "sent while another instance held it"
+            await db.execute("UPDATE webhook_deliveries SET lease_until = now() - interval '1 second'")
+            (seen,) = await receiver.wait_for(1)
+            assert seen.headers["webhook-id"] == str(claimed["event_id"])
+        finally:
+            await living.stop()

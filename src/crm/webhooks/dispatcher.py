@@ -33,6 +33,9 @@ log = structlog.get_logger("crm.webhooks")
 
 # A claimed delivery's lease outlasts its attempt by this much, so it is never sent twice at once.
 _LEASE_MARGIN_SECONDS = 30.0
+# How often an instance purges completed deliveries past their retention, and how many per statement.
+_PURGE_EVERY_SECONDS = 3600.0
+_PURGE_BATCH = 1000
 
 
 def body_of(row: RowMapping) -> bytes | None:
@@ -95,9 +98,29 @@ class Dispatcher:
         if self._http is not None:
             await self._http.aclose()
 
+    async def purge(self) -> int:
+        """Delete the completed deliveries past their retention, in batches; how many went."""
+        purged = 0
+        while True:
+            async with self.sessionmaker() as session, session.begin():
+                count = await queries.purge_completed(
+                    session, self.settings.webhook_delivery_retention_days, _PURGE_BATCH
+                )
+            purged += count
+            if count < _PURGE_BATCH:
+                return purged
+
     async def _run(self, http: httpx.AsyncClient) -> None:
         settings = self.settings
+        purged_at = 0.0
         while True:
+            if time.monotonic() - purged_at >= _PURGE_EVERY_SECONDS:
+                purged_at = time.monotonic()
+                try:
+                    if purged := await self.purge():
+                        log.info("webhook deliveries past their retention purged", count=purged)
+                except Exception:  # the database may be away: try again at the next hour
+                    log.warning("webhook dispatcher could not purge deliveries", exc_info=True)
             self._wake.clear()
             free = settings.webhook_concurrency - len(self._sending)
             claimed: list[RowMapping] = []

@@ -284,6 +284,24 @@ async def record_attempt(
     )
 
 
+async def purge_completed(session: AsyncSession, older_than_days: float, batch: int) -> int:
+    """Delete up to `batch` deliveries completed before the retention window (their attempts go with them)."""
+    result = await session.execute(
+        text(
+            """
+            DELETE FROM webhook_deliveries WHERE id IN (
+                SELECT id FROM webhook_deliveries
+                WHERE status <> 'pending' AND completed_at < now() - make_interval(days => :days)
+                LIMIT :batch
+                FOR UPDATE SKIP LOCKED
+            )
+            """
+        ),
+        {"days": older_than_days, "batch": batch},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def subscription_succeeded(session: AsyncSession, subscription_id: UUID) -> None:
     await session.execute(
         text("UPDATE webhook_subscriptions SET failing_since = NULL WHERE id = :id AND failing_since IS NOT NULL"),
