@@ -186,6 +186,8 @@ class Dispatcher:
                 next_attempt_at=next_at,
             )
             subscription_id: UUID = row["subscription_id"]
+            if status != "pending" and row["customer_id"] is not None:
+                await queries.schedule_next(session, subscription_id, row["customer_id"])
             if outcome.ok:
                 await queries.subscription_succeeded(session, subscription_id)
             elif await queries.subscription_failed(session, subscription_id, settings.webhook_disable_after_seconds):

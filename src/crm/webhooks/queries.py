@@ -201,7 +201,9 @@ async def retry_now(session: AsyncSession, delivery_id: UUID) -> RowMapping | No
 # The due deliveries that are the head of their (subscription, customer) queue: no earlier
 # one of theirs is pending, whether waiting for a retry or in flight (a claimed delivery stays
 # pending, leased, until its outcome is written). So one pair never has two in flight, and a
-# later event never overtakes an earlier one. Instances share the work: a claimed row is
+# later event never overtakes an earlier one. (The ones behind a head normally have no
+# `next_attempt_at` at all, sql/deliveries.sql; the NOT EXISTS keeps the order whatever
+# scheduled them.) Instances share the work: a claimed row is
 # leased (and row-locked while being claimed, SKIP LOCKED), so no two send the same.
 _CLAIM = text(
     """
@@ -221,9 +223,9 @@ _CLAIM = text(
     ), claimed AS (
         UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => :lease)
         FROM due WHERE d.id = due.id
-        RETURNING d.id, d.event_id, d.subscription_id, d.type, d.payload, d.attempts, d.schedule_start
+        RETURNING d.id, d.event_id, d.subscription_id, d.customer_id, d.type, d.payload, d.attempts, d.schedule_start
     )
-    SELECT c.id, c.event_id, c.type, c.payload, c.attempts, c.schedule_start, c.subscription_id,
+    SELECT c.id, c.event_id, c.type, c.payload, c.attempts, c.schedule_start, c.subscription_id, c.customer_id,
            s.url, s.secret,
            CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret,
            e.id AS e_id, e.type AS e_type, e.subject AS e_subject, e.time AS e_time,
@@ -281,6 +283,31 @@ async def record_attempt(
             "response": response,
             "next_attempt_at": next_attempt_at,
         },
+    )
+
+
+async def schedule_next(session: AsyncSession, subscription_id: UUID, customer_id: UUID) -> None:
+    """The head of a queue is done: schedule the delivery behind it, due now.
+
+    The customer's `event_sequences` row first (FOR SHARE): a writer of that customer holds it
+    until its commit, so a delivery it is writing is committed, and seen by the next statement,
+    before this looks (sql/deliveries.sql says why that matters).
+    """
+    await session.execute(
+        text("SELECT FROM event_sequences WHERE customer_id = :customer_id FOR SHARE"), {"customer_id": customer_id}
+    )
+    await session.execute(
+        text(
+            """
+            UPDATE webhook_deliveries SET next_attempt_at = now()
+            WHERE id = (
+                SELECT id FROM webhook_deliveries
+                WHERE subscription_id = :subscription_id AND customer_id = :customer_id AND status = 'pending'
+                ORDER BY sequence LIMIT 1
+            ) AND next_attempt_at IS NULL
+            """
+        ),
+        {"subscription_id": subscription_id, "customer_id": customer_id},
     )
 
 

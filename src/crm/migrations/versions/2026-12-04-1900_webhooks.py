@@ -101,7 +101,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("delivery_id", "number", name="pk_webhook_attempts"),
     )
-    apply_sql("crm.webhooks", "deliveries.sql", sha256="8b74dc72db5c")
+    apply_sql("crm.webhooks", "deliveries.sql", sha256="0c2dd9a6bd24")
 
 
 def downgrade() -> None:
