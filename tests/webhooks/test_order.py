@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -135,3 +136,28 @@ async def test_a_delivery_claimed_by_an_instance_that_died_is_sent_after_its_lea
             assert seen.headers["webhook-id"] == str(claimed["event_id"])
         finally:
             await living.stop()
+
+
+async def test_a_delivery_written_while_its_head_finishes_is_handed_over(
+    client: httpx.AsyncClient, admin: dict[str, str], receiver: Receiver, db: asyncpg.Connection[Any]
+) -> None:
+    """The head's end waits for a writer of its customer: the delivery behind it is scheduled, not stranded."""
+    receiver.behaviour = slow(1.5)
+    await subscribe(client, admin, receiver.url, "crm.customer.*")
+    customer = await create_customer(client, admin)
+    await receiver.wait_for(1)  # the head is in flight
+    # A writer of the same customer, as crm.events.outbox writes: the sequence row, then its event.
+    writer = db.transaction()
+    await writer.start()
+    await db.execute("UPDATE event_sequences SET last = last + 1 WHERE customer_id = $1", customer["id"])
+    await db.execute(
+        "INSERT INTO events (id, type, customer_id, subject, sequence, data)"
+        " VALUES (gen_random_uuid(), 'crm.customer.updated', $1, $1, 2, $2)",
+        customer["id"],
+        json.dumps({"customer": {"id": customer["id"]}, "changes": {}}),
+    )
+    await asyncio.sleep(2.5)  # the head was answered meanwhile; its end waits for this writer
+    assert len(receiver.seen()) == 1
+    await writer.commit()
+    second = (await receiver.wait_for(2))[1]
+    assert second.event["sequence"] == "2"
