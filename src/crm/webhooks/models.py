@@ -70,6 +70,7 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # Attempts left are counted from here: a manual retry starts the schedule again.
     schedule_start: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Null while pending: held behind an earlier delivery of its queue (sql/deliveries.sql).
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # A dispatcher sending it holds it until then; one that died lets it go at that moment.
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
