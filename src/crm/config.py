@@ -91,6 +91,26 @@ class Settings(BaseSettings):
     # Published events are kept this long, then purged in batches (never an unpublished one).
     events_retention_days: float = Field(default=7, gt=0)
 
+    # --- webhooks (README, "Webhooks") ---
+    # The dispatcher task that sends due deliveries; every instance may run one (they share the work).
+    webhook_dispatcher_enabled: bool = True
+    # Seconds before each retry of a failed attempt, comma-separated; after the last, the delivery fails.
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    # An attempt succeeds on a 2xx answered within this many seconds (connecting and reading included).
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    # Off: URLs resolving to loopback, private, link-local, multicast or reserved addresses are refused.
+    webhook_allow_private_networks: bool = False
+    # How long a rotated-out secret keeps signing beside the new one.
+    webhook_secret_overlap_seconds: float = Field(default=86_400, ge=0)
+    # A subscription whose every delivery failed for this long is disabled.
+    webhook_disable_after_seconds: float = Field(default=5 * 86_400, gt=0)
+    # How often the dispatcher looks for due deliveries when nothing woke it.
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+    # Attempts in flight at once, per instance.
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Succeeded and failed deliveries (with their attempts) are listed this long, then purged.
+    webhook_delivery_retention_days: float = Field(default=30, gt=0)
+
     # --- logging ---
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -121,6 +141,20 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_not_negative(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays are seconds, 0 or more")
+        return value
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod

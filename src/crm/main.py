@@ -49,6 +49,8 @@ from crm.orders.router import routes as orders_routes
 from crm.ratelimit.service import create_limiter
 from crm.trash import service as trash
 from crm.trash.router import routes as trash_routes
+from crm.webhooks.dispatcher import Dispatcher
+from crm.webhooks.router import routes as webhooks_routes
 
 TITLE = "CRM service"
 VERSION = "1.0.0"
@@ -118,6 +120,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *trash_routes.endpoints,
     *erasure_routes.endpoints,
     *events_routes.endpoints,
+    *webhooks_routes.endpoints,
 )
 
 
@@ -193,6 +196,15 @@ async def _stop_brokered(consumer: OrderEventsConsumer | None, relay: Relay | No
         await relay.stop()
 
 
+def _start_webhooks(app: Starlette, settings: Settings) -> Dispatcher | None:
+    """The webhook dispatcher: on in every instance unless turned off (they share the deliveries)."""
+    if not settings.webhook_dispatcher_enabled:
+        return None
+    dispatcher = Dispatcher(app.state.sessionmaker, settings)
+    dispatcher.start()
+    return dispatcher
+
+
 def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Middleware]:
     """What every request passes before its route, outermost first."""
     middleware = [
@@ -209,7 +221,7 @@ def _middleware(settings: Settings, traces: tracing.Tracing | None) -> list[Midd
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
                 expose_headers=[
                     "ETag",
@@ -255,6 +267,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         consumer = app.state.order_events_consumer = _start_order_events(app, settings)
         purger = _start_purge(app, settings)
         relay = app.state.events_relay = _start_relay(settings, url)
+        webhooks = app.state.webhook_dispatcher = _start_webhooks(app, settings)
         # Everything built so far (modules, routes, schemas, the ORM's registry) lives as long
         # as the process: move it out of the collector's sight, so that full collections only
         # walk what requests allocate. Without this, each one walked the whole framework and
@@ -269,6 +282,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             if traces is not None:
                 traces.stop()
             await _stop_brokered(consumer, relay)
+            if webhooks is not None:
+                await webhooks.stop()
             await http.aclose()
             await app.state.rate_limiter.counter.close()
             await app.state.read_pool.close()

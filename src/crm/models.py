@@ -17,6 +17,7 @@ from crm.interactions.aggregates import (
 from crm.interactions.models import Interaction, InteractionWord
 from crm.orders.projection.models import CustomerOrderFigures, OrderProjection
 from crm.trash.models import TrashedRow
+from crm.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Base",
@@ -37,4 +38,7 @@ __all__ = [
     "InteractionWord",
     "OrderProjection",
     "TrashedRow",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

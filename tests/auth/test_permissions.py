@@ -24,7 +24,8 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 # History is read-only (append-only): its one action is "read", for admins and managers.
 # The trash is listed ("read": what the caller could restore); restores need "delete" on the record.
 # "erase" (erasure on request) is the admins' alone, on customers. The events feed is the admins'
-# and managers', the relay's status the admins'.
+# and managers', the relay's status the admins'. Webhook subscriptions send customers' data to
+# outside URLs: admins only.
 _NONE: dict[Action, Scope | None] = dict.fromkeys(ACTIONS)
 _CRUD = ("read", "create", "update", "delete")
 _HISTORY: dict[Action, Scope | None] = {**_NONE, "read": Scope.all}
@@ -37,14 +38,16 @@ _STAFF: dict[Resource, dict[Action, Scope | None]] = {
     "trash": {**_NONE, "read": Scope.all},
     "events": _HISTORY,
     "event_relay": _NONE,
+    "webhooks": _NONE,
 }
 EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
-    "admin": {**_STAFF, "customers": {**_FULL, "erase": Scope.all}, "event_relay": _HISTORY},
+    "admin": {**_STAFF, "customers": {**_FULL, "erase": Scope.all}, "event_relay": _HISTORY, "webhooks": _FULL},
     "manager": _STAFF,
     "employee": {
         "history": _NONE,
         "events": _NONE,
         "event_relay": _NONE,
+        "webhooks": _NONE,
         "customers": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.all},
         "contacts": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.all},
         "interactions": {**_NONE, "read": Scope.all, "create": Scope.all, "update": Scope.own, "delete": Scope.own},
@@ -54,7 +57,16 @@ EXPECTED: dict[str, dict[Resource, dict[Action, Scope | None]]] = {
 
 
 def test_resources_and_actions_are_the_specs() -> None:
-    assert set(RESOURCES) == {"customers", "contacts", "interactions", "history", "trash", "events", "event_relay"}
+    assert set(RESOURCES) == {
+        "customers",
+        "contacts",
+        "interactions",
+        "history",
+        "trash",
+        "events",
+        "event_relay",
+        "webhooks",
+    }
     assert set(ACTIONS) == {"read", "create", "update", "delete", "erase"}
 
 

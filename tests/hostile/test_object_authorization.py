@@ -97,6 +97,18 @@ async def test_another_users_interaction_survives_every_route(
         ("POST", "/api/customers/{customer_id}/erase"): [
             ("POST", f"/api/customers/{customer['id']}/erase", None, {}, 403)
         ],
+        # Webhooks are admins' alone: a subscription would carry the interaction out of the service.
+        ("POST", "/api/webhooks"): [
+            ("POST", "/api/webhooks", {"url": "https://93.184.216.34/", "events": ["*"]}, {}, 403)
+        ],
+        ("DELETE", "/api/webhooks/{webhook_id}"): [("DELETE", f"/api/webhooks/{uuid.uuid4()}", None, {}, 403)],
+        ("POST", "/api/webhooks/{webhook_id}/rotate-secret"): [
+            ("POST", f"/api/webhooks/{uuid.uuid4()}/rotate-secret", None, {}, 403)
+        ],
+        ("POST", "/api/webhooks/{webhook_id}/test"): [("POST", f"/api/webhooks/{uuid.uuid4()}/test", None, {}, 403)],
+        ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): [
+            ("POST", f"/api/webhooks/{uuid.uuid4()}/deliveries/{uuid.uuid4()}/retry", None, {}, 403)
+        ],
     }
 
     spec = (await client.get("/openapi.json")).json()

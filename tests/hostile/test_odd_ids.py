@@ -69,7 +69,12 @@ def id_routes(app_spec: dict[str, Any]) -> list[tuple[str, str, str]]:
         match = re.search(r"\{(\w+)\}", path)
         if match is None:
             continue
-        kind = {"customer_id": "customers", "contact_id": "contacts", "interaction_id": "interactions"}[match.group(1)]
+        kind = {
+            "customer_id": "customers",
+            "contact_id": "contacts",
+            "interaction_id": "interactions",
+            "webhook_id": "webhooks",
+        }[match.group(1)]
         routes.extend((method.upper(), path, kind) for method in operations)
     return routes
 
@@ -82,10 +87,14 @@ async def seed(live: Live) -> dict[str, str]:
         interaction = await http.post(
             "/api/interactions", json={"customer_id": customer["id"], "type": "call", "subject": "Odd ids"}
         )
+        # Disabled: the odd requests' changes (none) would otherwise be sent to this address.
+        webhook = await http.post("/api/webhooks", json={"url": "https://93.184.216.34/", "events": ["*"]})
+        await http.patch(f"/api/webhooks/{webhook.json()['id']}", json={"enabled": False})
     return {
         "customers": customer["id"],
         "contacts": customer["contacts"][0]["id"],
         "interactions": interaction.json()["id"],
+        "webhooks": webhook.json()["id"],
     }
 
 
@@ -117,7 +126,7 @@ async def test_odd_ids_in_every_id_route(live: Live) -> None:
         for method, template, kind in routes:
             for odd in ODD_IDS:
                 target = re.sub(r"\{\w+\}", lambda _: odd.replace(REAL, real[kind]), template)  # noqa: B023
-                body = b"{}" if method == "PUT" else b""
+                body = b"{}" if method in {"PUT", "PATCH"} else b""
                 response = await raw_request(live.port, method, target.encode(), headers, body)
                 assert_refused(response, target, f"{method} {target[:120]}")
                 seen.add(response.status)
@@ -126,7 +135,12 @@ async def test_odd_ids_in_every_id_route(live: Live) -> None:
     finally:
         await db.close()
     for kind, row_id in real.items():
-        path = {"customers": "/api/customers/", "contacts": "/api/contacts/", "interactions": "/api/interactions/"}
+        path = {
+            "customers": "/api/customers/",
+            "contacts": "/api/contacts/",
+            "interactions": "/api/interactions/",
+            "webhooks": "/api/webhooks/",
+        }
         response = await raw_request(live.port, "GET", path[kind] + row_id, headers)
         assert response.status == 200, response
         assert json.loads(response.body)["id"] == row_id

@@ -13,7 +13,7 @@ class Scope(StrEnum):
     own = "own"  # only records the user authored (interactions.user_id)
 
 
-Resource = Literal["customers", "contacts", "interactions", "history", "trash", "events", "event_relay"]
+Resource = Literal["customers", "contacts", "interactions", "history", "trash", "events", "event_relay", "webhooks"]
 # "erase": erasure on request (crm.erasure), admins only. Restoring from the trash needs
 # "delete" on the record: whoever may delete a record may take its delete back.
 Action = Literal["read", "create", "update", "delete", "erase"]
@@ -26,7 +26,8 @@ PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
     # The trash listing shows each caller what they could restore (crm.trash.service.visible,
     # from the "delete" scopes here): "own" lets an employee list at all.
     # Events (the pull feed) are every change by anyone, as the global history is; the relay's
-    # status (backlog, leadership) is an operator's view: admins only.
+    # status (backlog, leadership) is an operator's view: admins only. Webhook subscriptions send
+    # the customers' data to outside URLs: admins only.
     "admin": {
         "customers": {**_FULL, "erase": Scope.all},
         "contacts": _FULL,
@@ -35,6 +36,7 @@ PERMISSIONS: dict[str, dict[Resource, dict[Action, Scope]]] = {
         "trash": {"read": Scope.all},
         "events": {"read": Scope.all},
         "event_relay": {"read": Scope.all},
+        "webhooks": _FULL,
     },
     "manager": {
         "customers": _FULL,
