@@ -21,6 +21,13 @@ How a list page stays cheap at a million customers:
   the trigram index's candidates are few: all of them are collected and sorted
   (`_rare_ids`). The total counts matches up to a cap (`capped_count`): exact below it,
   "at least the cap" at it.
+
+The order figures (crm.orders.projection: a `customer_order_figures` row per customer) come with
+the customer in the same statement. A sort by a figure walks that table's `(column,
+customer_id)` index and joins each walked row's customer (for the filters); a figure filter
+joins the figures row of each customer walked. The total of a list filtered by a figure is
+counted up to the cap like a `search` total: an exact count would read every match (half the
+customers for `hasOrders=false`), and no counter can answer a range of amounts.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Integer,
+    Numeric,
     Select,
     String,
     Subquery,
@@ -45,6 +54,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Uuid
 
 from crm.common.pagination import SortOrder
@@ -55,6 +65,7 @@ from crm.customers import search as customer_search
 from crm.customers.models import Customer
 from crm.customers.schemas import CustomerOut
 from crm.db.reads import DriverStatement
+from crm.orders.projection.models import CustomerOrderFigures as Figures
 
 SORTABLE = {
     "created_at": Customer.created_at,
@@ -65,8 +76,18 @@ SORTABLE = {
     "company_name": Customer.company_name,
     "status": Customer.status,
     "type": Customer.type,
+    "total_spent": Figures.total_spent,
+    "total_orders": Figures.total_orders,
+    "last_order_date": Figures.last_order_date,
 }
-NULLABLE = frozenset({"email", "company_name", "type"})
+# Sorts by a figure: walked in the figures table's index, keyed by its customer_id.
+FIGURE_SORTS = frozenset({"total_spent", "total_orders", "last_order_date"})
+NULLABLE = frozenset({"email", "company_name", "type", "last_order_date"})
+# Nullable sorts whose NULLs come first ascending (and last descending), as their index holds
+# them: a customer who never ordered is "longest since an order", and "most recent first" ends
+# with them. The others keep PostgreSQL's default (NULLs last ascending, first descending).
+NULLS_LOW = frozenset({"last_order_date"})
+FIGURE_FIELDS = ("total_orders", "total_spent", "first_order_date", "last_order_date", "orders_synced_at")
 
 CUSTOMER_FIELDS = tuple(CustomerOut.model_fields)
 CONTACT_FIELDS = tuple(ContactOut.model_fields)
@@ -79,15 +100,18 @@ def _rows(count: int) -> ColumnElement[Any]:
 
 # --- a customer by id ---------------------------------------------------------------------
 
-# The customer and its contacts (primary first, then newest) in one statement, for the hottest
-# read of the service; one row per contact (or one with k_* NULL when it has none).
+# The customer, its contacts (primary first, then newest) and its order figures in one
+# statement, for the hottest read of the service; one row per contact (or one with k_* NULL
+# when it has none).
 _CUSTOMER_BY_ID = DriverStatement.of(
     select(
         *(getattr(Customer, name) for name in CUSTOMER_FIELDS),
         *(getattr(Contact, name).label("k_" + name) for name in CONTACT_FIELDS),
+        *(getattr(Figures, name) for name in FIGURE_FIELDS),
     )
     .select_from(Customer)
     .outerjoin(Contact, Contact.customer_id == Customer.id)
+    .outerjoin(Figures, Figures.customer_id == Customer.id)
     .where(Customer.id == bindparam("id", type_=Uuid))
     .order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
 )
@@ -104,7 +128,8 @@ async def customer_with_contacts(connection: asyncpg.Connection, customer_id: An
 @dataclass(frozen=True, slots=True)
 class ListShape:
     """What decides a list statement's text; the values are parameters (`status`, `type`,
-    `owner_id`, `offset`, and `after_value`/`after_id` with a cursor)."""
+    `owner_id`, `offset`, `after_value`/`after_id` with a cursor, and the figure filters'
+    `min_spent`, `max_spent`, `last_before`, `last_after`)."""
 
     sort_by: str
     order: SortOrder
@@ -116,6 +141,20 @@ class ListShape:
     # In the text, not a parameter: with an unknown LIMIT a generic plan expects a tenth of the
     # table on the page and joins it by hash; a known one keeps the nested index look-ups.
     rows: int
+    min_spent: bool = False
+    max_spent: bool = False
+    has_orders: bool | None = None
+    last_before: bool = False
+    last_after: bool = False
+
+    @property
+    def figure_filters(self) -> bool:
+        return self.min_spent or self.max_spent or self.has_orders is not None or self.last_before or self.last_after
+
+    @property
+    def figures(self) -> bool:
+        """Whether the walk needs the figures table (a figure sort or a figure filter)."""
+        return self.sort_by in FIGURE_SORTS or self.figure_filters
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,33 +192,72 @@ def _filters(shape: ListShape, entity: Any = Customer) -> list[ColumnElement[boo
         where.append(entity.type == bindparam("type", type_=String))
     if shape.owner:
         where.append(entity.owner_id == bindparam("owner_id", type_=Uuid))
+    if shape.min_spent:
+        where.append(Figures.total_spent >= bindparam("min_spent", type_=Numeric(14, 2)))
+    if shape.max_spent:
+        where.append(Figures.total_spent <= bindparam("max_spent", type_=Numeric(14, 2)))
+    if shape.has_orders is not None:
+        where.append(Figures.total_orders > 0 if shape.has_orders else Figures.total_orders == 0)
+    if shape.last_before:
+        where.append(Figures.last_order_date < bindparam("last_before", type_=DateTime(timezone=True)))
+    if shape.last_after:
+        where.append(Figures.last_order_date > bindparam("last_after", type_=DateTime(timezone=True)))
     return where
+
+
+def _key(shape: ListShape) -> Any:
+    """The tie-breaking id of the sort: the figures table's own for a figure sort (its index's)."""
+    return Figures.customer_id if shape.sort_by in FIGURE_SORTS else Customer.id
+
+
+def _nulls_first(shape: ListShape) -> bool:
+    ascending = shape.order is SortOrder.ASC
+    return ascending if shape.sort_by in NULLS_LOW else not ascending
+
+
+def _from(statement: Select[*tuple[Any, ...]], shape: ListShape) -> Select[*tuple[Any, ...]]:
+    """The customers, joined to their figures when the sort or a filter needs them."""
+    statement = statement.select_from(Customer)
+    if shape.figures:
+        statement = statement.join(Figures, Figures.customer_id == Customer.id)
+    return statement
 
 
 def _after(shape: ListShape) -> ColumnElement[bool]:
     """Rows strictly after the cursor's row (parameters after_value, after_id) in (sort column, id)
-    order, NULLs placed as PostgreSQL does."""
+    order, NULLs placed as the sort places them (see NULLS_LOW)."""
     column = SORTABLE[shape.sort_by]
+    key = _key(shape)
     value = bindparam("after_value", type_=column.type)
     last_id = bindparam("after_id", type_=Uuid)
     ascending = shape.order is SortOrder.ASC
+    later_id = key > last_id if ascending else key < last_id
+    nulls_first = _nulls_first(shape)
     if shape.cursor_null:
-        # NULLs sort last ascending, first descending.
-        tail = column.is_(None) & (Customer.id > last_id if ascending else Customer.id < last_id)
-        return tail if ascending else or_(tail, column.is_not(None))
+        tail = column.is_(None) & later_id
+        return or_(tail, column.is_not(None)) if nulls_first else tail
     if shape.sort_by not in NULLABLE:
         # A row comparison walks the (column, id) index directly.
-        pair = tuple_(column, Customer.id)
+        pair = tuple_(column, key)
         return pair > tuple_(value, last_id) if ascending else pair < tuple_(value, last_id)
-    same = (column == value) & (Customer.id > last_id if ascending else Customer.id < last_id)
-    beyond = or_(column > value, column.is_(None)) if ascending else column < value
+    same = (column == value) & later_id
+    beyond = column > value if ascending else column < value
+    if not nulls_first:
+        beyond = or_(beyond, column.is_(None))
     return or_(beyond, same)
 
 
-def _ordering(shape: ListShape, entity: Any = Customer) -> tuple[Any, Any]:
+def _ordering(shape: ListShape, column: Any = None, key: Any = None) -> tuple[Any, Any]:
     # Ties broken by id in the same direction, so pages never repeat or skip a row.
-    column, key = getattr(entity, shape.sort_by), entity.id
-    return (column.asc(), key.asc()) if shape.order is SortOrder.ASC else (column.desc(), key.desc())
+    column = SORTABLE[shape.sort_by] if column is None else column
+    key = _key(shape) if key is None else key
+    if shape.order is SortOrder.ASC:
+        first, second = column.asc(), key.asc()
+    else:
+        first, second = column.desc(), key.desc()
+    if shape.sort_by in NULLS_LOW:
+        first = first.nulls_first() if _nulls_first(shape) else first.nulls_last()
+    return first, second
 
 
 def _walked(shape: ListShape) -> Select[Any]:
@@ -187,7 +265,7 @@ def _walked(shape: ListShape) -> Select[Any]:
     where = _filters(shape)
     if shape.cursor:
         where.append(_after(shape))
-    return select(Customer.id).where(*where).order_by(*_ordering(shape))
+    return _from(select(_key(shape).label("id")), shape).where(*where).order_by(*_ordering(shape))
 
 
 def _offset() -> Any:
@@ -202,17 +280,19 @@ def _counted_total(shape: ListShape) -> Select[Any]:
 
 
 def _page(ids: Subquery, shape: ListShape, *extra: Any) -> Select[Any]:
-    """The rows of the page whose ids `ids` holds, with their primary contacts, in the list's
-    order: joined after the page is chosen, so a skipped row never costs a contact look-up."""
+    """The rows of the page whose ids `ids` holds, with their primary contacts and figures, in the
+    list's order: joined after the page is chosen, so a skipped row never costs a contact look-up."""
     return (
         select(
             *(getattr(Customer, name) for name in CUSTOMER_FIELDS),
             *(getattr(Contact, name).label("k_" + name) for name in CONTACT_FIELDS),
+            *(getattr(Figures, name) for name in FIGURE_FIELDS),
             *extra,
         )
         .select_from(Customer)
         .join(ids, ids.c.id == Customer.id)
         .outerjoin(Contact, (Contact.customer_id == Customer.id) & Contact.is_primary)
+        .outerjoin(Figures, Figures.customer_id == Customer.id)
         .order_by(*_ordering(shape))
     )
 
@@ -220,11 +300,14 @@ def _page(ids: Subquery, shape: ListShape, *extra: Any) -> Select[Any]:
 @functools.lru_cache(maxsize=256)
 def _list_statement(shape: ListShape) -> DriverStatement:
     on_page = _walked(shape).offset(_offset()).limit(_rows(shape.rows)).subquery()
+    if shape.figure_filters:
+        # Its total is a capped count of its own (capped_count).
+        return DriverStatement.of(_page(on_page, shape))
     return DriverStatement.of(_page(on_page, shape, _counted_total(shape).scalar_subquery().label("total")))
 
 
 async def list_page(connection: asyncpg.Connection, shape: ListShape, values: dict[str, Any]) -> list[asyncpg.Record]:
-    """A page without `search`; every row also carries the list's exact `total`.
+    """A page without `search`; without a figure filter every row also carries the list's exact `total`.
 
     One statement: the page, the primary contacts and the total come from one snapshot in
     one round trip (the list is the page staff reload all day).
@@ -265,7 +348,7 @@ def _window_ids(shape: ListShape, match: MatchShape, window: int) -> DriverState
     """The page among the first `window` filtered rows in the list's order (from the cursor on)."""
     walked = _walked(shape).limit(_rows(window)).subquery("walked")
     ids = (
-        select(Customer.id)
+        _from(select(_key(shape).label("id")), shape)
         .join(walked, walked.c.id == Customer.id)
         .where(_matches(match))
         .order_by(*_ordering(shape))
@@ -284,16 +367,14 @@ def _rare_ids(shape: ListShape, match: MatchShape) -> DriverStatement:
     if shape.cursor:
         where.append(_after(shape))
     candidates = (
-        select(Customer.id, SORTABLE[shape.sort_by].label("sort_value"))
+        _from(select(Customer.id, SORTABLE[shape.sort_by].label("sort_value")), shape)
         .where(*where)
         .cte("candidates")
         .prefix_with("MATERIALIZED")
     )
-    ascending = shape.order is SortOrder.ASC
-    column, key = candidates.c.sort_value, candidates.c.id
     ids = (
         select(candidates.c.id)
-        .order_by(*((column.asc(), key.asc()) if ascending else (column.desc(), key.desc())))
+        .order_by(*_ordering(shape, candidates.c.sort_value, candidates.c.id))
         .offset(_offset())
         .limit(_rows(shape.rows))
         .subquery("on_page")
@@ -316,17 +397,33 @@ async def search_page(
 
 
 @functools.lru_cache(maxsize=256)
-def _capped_count(shape: ListShape, match: MatchShape, cap: int) -> DriverStatement:
-    found = (
-        select(literal(1)).where(*_filters(shape), _prefilter(match), _matches(match)).limit(_rows(cap + 1)).subquery()
-    )
+def _capped_count(shape: ListShape, match: MatchShape | None, cap: int) -> DriverStatement:
+    where = _filters(shape)
+    if match is not None:
+        where += [_prefilter(match), _matches(match)]
+    found = _from(select(literal(1)), shape).where(*where).limit(_rows(cap + 1)).subquery()
     return DriverStatement.of(select(func.count()).select_from(found))
 
 
 async def capped_count(
-    connection: asyncpg.Connection, shape: ListShape, match: MatchShape, values: dict[str, Any], cap: int
+    connection: asyncpg.Connection, shape: ListShape, match: MatchShape | None, values: dict[str, Any], cap: int
 ) -> int:
-    """How many rows the filters and the search match, counting no further than cap + 1
+    """How many rows the filters (and the search, if any) match, counting no further than cap + 1
     (so a result above `cap` means "more than the cap")."""
     rows = await _capped_count(shape, match, cap).fetch(connection, values)
     return int(rows[0][0])
+
+
+# --- figures of customers found by search -------------------------------------------------
+
+_FIGURES_OF = DriverStatement.of(
+    select(Figures.customer_id, *(getattr(Figures, name) for name in FIGURE_FIELDS)).where(
+        Figures.customer_id == func.any(bindparam("ids", type_=ARRAY(Uuid)))
+    )
+)
+
+
+async def figures_of(connection: asyncpg.Connection, customer_ids: list[Any]) -> dict[Any, asyncpg.Record]:
+    """The figures rows of these customers, by id (search's answer carries them)."""
+    rows = await _FIGURES_OF.fetch(connection, {"ids": customer_ids})
+    return {row["customer_id"]: row for row in rows}
