@@ -51,10 +51,8 @@ CustomerSortBy = Literal[
     "last_order_date",
 ]
 
-_AMOUNT = Annotated[
-    Decimal | None,
-    Field(ge=0, max_digits=14, decimal_places=2, description="an amount such as 250 or 99.90; inclusive"),
-]
+_AMOUNT = Annotated[Decimal | None, Field(ge=0, max_digits=14, decimal_places=2)]
+_AMOUNT_HELP = "total_spent {} this amount (such as 250 or 99.90); a customer without orders has spent 0.00"
 _MOMENT_HELP = "ISO 8601 date or date-time (UTC unless an offset is given); customers without orders never match"
 
 
@@ -99,8 +97,8 @@ class ListQuery(CursorPageQuery, SortedQuery):
         description="total_spent, total_orders and last_order_date sort by the order figures; "
         "last_order_date puts customers without orders first ascending, last descending",
     )
-    min_total_spent: _AMOUNT = Field(default=None, alias="minTotalSpent")
-    max_total_spent: _AMOUNT = Field(default=None, alias="maxTotalSpent")
+    min_total_spent: _AMOUNT = Field(default=None, alias="minTotalSpent", description=_AMOUNT_HELP.format("at least"))
+    max_total_spent: _AMOUNT = Field(default=None, alias="maxTotalSpent", description=_AMOUNT_HELP.format("at most"))
     has_orders: Annotated[
         bool | None, Field(alias="hasOrders", description="true: at least one counted order; false: none")
     ] = None

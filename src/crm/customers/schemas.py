@@ -12,6 +12,7 @@ from crm.common.schemas import PatchBody, RequestBody, ResponseBody
 from crm.common.types import Email, Long, Medium, Name100, Notes, Phone, PostalCode, Short, TaxId, display_name
 from crm.contacts.schemas import NAME_HELP, ContactFields, ContactOut, NestedContactUpsert
 from crm.customers.models import CustomerStatus, CustomerType
+
 _CENT = Decimal("0.01")
 # Exact amounts as the Order Service's contract writes them: a decimal string with two places.
 Money = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]
