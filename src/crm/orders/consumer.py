@@ -64,6 +64,7 @@ class OrderEventsConsumer:
         queue: str = "crm.order-events",
         prefetch: int = 512,
         batch: int | None = None,
+        linger: float = 0.0,
         after_commit: AfterCommit | None = None,
     ) -> None:
         self.maker = maker
@@ -74,6 +75,9 @@ class OrderEventsConsumer:
         # them by default, so the next batch arrives while one is being applied.
         self.prefetch = prefetch
         self.batch = max(1, min(batch or prefetch // 2, prefetch))
+        # How long a batch that is not full waits for more. None by default: at a trickle each
+        # message is applied at once, under load the batch is whatever arrived meanwhile.
+        self.linger = linger
         # For tests: runs between the commit and the acknowledgement of each message.
         self.after_commit = after_commit
         self.applied = 0
@@ -124,8 +128,18 @@ class OrderEventsConsumer:
     async def _apply_loop(self, inbox: asyncio.Queue[AbstractIncomingMessage]) -> None:
         while True:
             batch = [await inbox.get()]
-            while len(batch) < self.batch and not inbox.empty():
-                batch.append(inbox.get_nowait())
+            deadline = asyncio.get_running_loop().time() + self.linger
+            while len(batch) < self.batch:
+                if not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                    continue
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(inbox.get(), left))
+                except TimeoutError:
+                    break
             await self._apply(batch)
 
     async def _apply(self, messages: list[AbstractIncomingMessage]) -> None:
