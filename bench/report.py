@@ -11,6 +11,7 @@ from typing import Any
 
 import psutil
 from bench.cases import Case
+from bench.order_events import Result as OrderEventsResult
 
 DEMO_DATA_LIMIT_S = 300
 
@@ -69,6 +70,8 @@ class DatabaseRun:
     posted: Posted | None = None
     # GET by id with metrics off, on, and with tracing (bench/run.py OBSERVABILITY_VARIANTS)
     observability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # N order events through RabbitMQ into the projection (bench/order_events.py)
+    order_events: OrderEventsResult | None = None
 
 
 def output_path(results_dir: Path) -> Path:
@@ -239,6 +242,15 @@ def targets(cases: list[Case], run: DatabaseRun) -> list[tuple[str, str, bool | 
                 "POST customer: >= 1,000/s, each stored exactly once",
                 f"{r['rps']:.0f}/s; {run.posted.describe()}; {r['non2xx']} non-2xx, {r['timeouts']} timeouts",
                 r["rps"] >= 1000 and run.posted.exactly_once(run.connections) and clean(r),
+            )
+        )
+    if run.order_events is not None:
+        events = run.order_events
+        rows.append(
+            (
+                "order events: >= 2,000/s consumed, the projection exact after",
+                events.describe(),
+                events.per_second >= 2000 and events.exact,
             )
         )
     peak = max(run.rss, default=0) / 2**20
