@@ -170,6 +170,7 @@ async def list_customers(
         page.cursor is not None,
         cursor_null,
         page.limit + 1,  # one more than the page: is there a next one?
+        offset=page.offset > 0,
         min_spent=filters.min_total_spent is not None,
         max_spent=filters.max_total_spent is not None,
         has_orders=filters.has_orders,
@@ -181,7 +182,7 @@ async def list_customers(
         rows = await queries.list_page(connection, shape, values)
         total = int(rows[0]["total"]) if rows else await queries.list_total(connection, shape, values)
     elif filters.search is None:
-        rows = await queries.list_page(connection, shape, values)
+        rows = await queries.figures_page(connection, shape, values, page.offset)
         counted = await queries.capped_count(connection, shape, None, values, total_cap)
         total = CappedTotal(total_cap) if counted > total_cap else counted
     else:

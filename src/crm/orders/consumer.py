@@ -179,8 +179,11 @@ class OrderEventsConsumer:
             await good[0][0].reject(requeue=False)
             return
         self.batches += 1
-        for message, _, _ in good:
-            if self.after_commit is not None:
+        if self.after_commit is not None:
+            for message, _, _ in good:
                 await self.after_commit(message)
-            await message.ack()
-            self.applied += 1
+        # One acknowledgement for the batch: `multiple` settles every delivery of this channel up
+        # to the last one, and all earlier ones are settled already (this batch's, acknowledged
+        # here or rejected above, and earlier batches', applied in order before it).
+        await good[-1][0].ack(multiple=True)
+        self.applied += len(good)
