@@ -317,6 +317,9 @@ def _page(ids: Subquery, shape: ListShape, *extra: Any) -> Select[Any]:
 def _list_statement(shape: ListShape) -> DriverStatement:
     walked = _walked(shape)
     on_page = (walked.offset(_offset()) if shape.offset else walked).limit(_rows(shape.rows)).subquery()
+    if shape.figure_filters:
+        # Counted apart (figures_count): the counters do not know the figures.
+        return DriverStatement.of(_page(on_page, shape))
     return DriverStatement.of(_page(on_page, shape, _counted_total(shape).scalar_subquery().label("total")))
 
 
@@ -355,6 +358,18 @@ def _unfigured(shape: ListShape) -> ListShape:
     )
 
 
+def _figure_columns(shape: ListShape) -> set[str]:
+    """The figure columns the shape's figure filters compare."""
+    columns = set()
+    if shape.min_spent or shape.max_spent:
+        columns.add("total_spent")
+    if shape.last_before or shape.last_after:
+        columns.add("last_order_date")
+    if shape.has_orders is not None:
+        columns.add("total_orders")
+    return columns
+
+
 def _driving(shape: ListShape) -> Any:
     """The figure column whose index range holds a figure-filtered list's rows: walked in its
     order (ORDER BY it), a statement reads that range and stops where it has enough, instead of
@@ -369,16 +384,25 @@ def _driving(shape: ListShape) -> Any:
 @functools.lru_cache(maxsize=256)
 def _figures_window(shape: ListShape, window: int) -> DriverStatement:
     """The page among the first `window` rows of the list's order (the other filters and the
-    cursor applied in the walk), the figure filters applied to them."""
+    cursor applied in the walk), the figure filters applied to them: each walked customer's
+    figures probed in the covering index (a LATERAL with OFFSET 0, so never a hash of the
+    figure's whole range against the window)."""
     plain = _unfigured(shape)
-    walked = _walked(plain).limit(_rows(window)).subquery("walked")
+    walked = (
+        _walked(plain).add_columns(SORTABLE[shape.sort_by].label("sort_value")).limit(_rows(window)).subquery("walked")
+    )
+    kept = (
+        select(literal(1).label("kept"))
+        .select_from(Figures)
+        .where(Figures.customer_id == walked.c.id, *_figure_filters(shape))
+        .offset(literal_column("0"))
+        .lateral("kept")
+    )
     ids = (
-        select(_key(shape).label("id"))
-        .select_from(Customer)
-        .join(Figures, Figures.customer_id == Customer.id)
-        .join(walked, walked.c.id == Customer.id)
-        .where(*_figure_filters(shape))
-        .order_by(*_ordering(shape))
+        select(walked.c.id)
+        .select_from(walked)
+        .join(kept, true())
+        .order_by(*_ordering(shape, walked.c.sort_value, walked.c.id))
         .offset(_offset())
         .limit(_rows(shape.rows))
         .subquery("on_page")
@@ -424,17 +448,65 @@ def _figures_rare(shape: ListShape) -> DriverStatement:
     return DriverStatement.of(_page(ids, shape))
 
 
+# Customers the status/type filters keep, at most, for a figure-filtered page and count to be
+# walked from the customers' side (probing each one's figures) instead of along a figure's range.
+SMALL_SIDE = 20_000
+
+
+def _walk_size(customers: int) -> int:
+    # A power of two: the size is in the statement's text, so few distinct statements are cached.
+    return 1 << max(10, customers.bit_length())
+
+
 async def figures_page(
-    connection: asyncpg.Connection, shape: ListShape, values: dict[str, Any], offset: int
+    connection: asyncpg.Connection, shape: ListShape, values: dict[str, Any], offset: int, customers: int | None
 ) -> list[asyncpg.Record]:
-    """A page with a figure filter and no `search` (several statements, as search_page)."""
+    """A page with a figure filter and no `search` (several statements, as search_page).
+    `customers`: how many customers the other filters keep, when the counters know (status/type)."""
+    if _figure_columns(shape) == {shape.sort_by}:
+        # Sorted by the filtered figure: the walk of its index starts at the bound, no window needed.
+        return await list_page(connection, shape, values)
     for window in customer_search.windows(shape.rows + offset):
         rows = await _figures_window(shape, window).fetch(connection, values)
         if len(rows) == shape.rows:
             return rows
         if not rows and offset == 0:
             break
+    if customers is not None and customers <= SMALL_SIDE:
+        # Few customers pass the other filters (status=pending): all of them are walked.
+        return await _figures_window(shape, _walk_size(customers)).fetch(connection, values)
     return await _figures_rare(shape).fetch(connection, values)
+
+
+@functools.lru_cache(maxsize=256)
+def _capped_from_customers(shape: ListShape, cap: int) -> DriverStatement:
+    kept = (
+        select(literal(1).label("kept"))
+        .select_from(Figures)
+        .where(Figures.customer_id == Customer.id, *_figure_filters(shape))
+        .offset(literal_column("0"))
+        .lateral("kept")
+    )
+    found = (
+        select(literal(1))
+        .select_from(Customer)
+        .join(kept, true())
+        .where(*_customer_filters(shape))
+        .limit(_rows(cap + 1))
+        .subquery()
+    )
+    return DriverStatement.of(select(func.count()).select_from(found))
+
+
+async def figures_count(
+    connection: asyncpg.Connection, shape: ListShape, values: dict[str, Any], cap: int, customers: int | None
+) -> int:
+    """A figure-filtered list's capped count: from the customers' side when few pass the other
+    filters, else along the driving figure's range (capped_count)."""
+    if customers is not None and customers <= SMALL_SIDE:
+        rows = await _capped_from_customers(shape, cap).fetch(connection, values)
+        return int(rows[0][0])
+    return await capped_count(connection, shape, None, values, cap)
 
 
 # --- the list with `search` -----------------------------------------------------------------

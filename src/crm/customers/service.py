@@ -182,8 +182,13 @@ async def list_customers(
         rows = await queries.list_page(connection, shape, values)
         total = int(rows[0]["total"]) if rows else await queries.list_total(connection, shape, values)
     elif filters.search is None:
-        rows = await queries.figures_page(connection, shape, values, page.offset)
-        counted = await queries.capped_count(connection, shape, None, values, total_cap)
+        # The counters say how many customers the status/type filters keep: few, and the figures
+        # are probed for each of them rather than walked along a figure's range.
+        customers = None
+        if (filters.status or filters.type) and not filters.owner_id:
+            customers = await queries.list_total(connection, shape, values)
+        rows = await queries.figures_page(connection, shape, values, page.offset, customers)
+        counted = await queries.figures_count(connection, shape, values, total_cap, customers)
         total = CappedTotal(total_cap) if counted > total_cap else counted
     else:
         match = queries.MatchShape.of(filters.search)
