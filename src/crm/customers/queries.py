@@ -111,8 +111,9 @@ _CUSTOMER_BY_ID = DriverStatement.of(
         *(getattr(Figures, name) for name in FIGURE_FIELDS),
     )
     .select_from(Customer)
-    .outerjoin(Contact, Contact.customer_id == Customer.id)
+    # The figures first: joined after the contacts, they were looked up once per contact row.
     .outerjoin(Figures, Figures.customer_id == Customer.id)
+    .outerjoin(Contact, Contact.customer_id == Customer.id)
     .where(Customer.id == bindparam("id", type_=Uuid))
     .order_by(Contact.is_primary.desc(), Contact.created_at.desc(), Contact.id.desc())
 )
