@@ -399,3 +399,39 @@ async def test_figures_on_the_customers_equal_a_direct_sum_after_consuming_event
         assert got["first_order_date"] == _iso(row["first"])
         assert got["last_order_date"] == _iso(row["last"])
         assert got["orders_synced_at"] is not None
+
+
+async def test_orders_move_the_figures_not_the_customer_version_or_etag(
+    client: httpx.AsyncClient, admin: dict[str, str], settings: Settings, database_url: str
+) -> None:
+    created = await client.post("/api/customers", json={"first_name": "Etag", "last_name": "Kept"}, headers=admin)
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    await _apply(settings, database_url, [order(customer["id"], "12.00", 1), order(customer["id"], "3.00", 2)])
+    got = await client.get(f"/api/customers/{customer['id']}", headers=admin)
+    assert got.json()["total_spent"] == "15.00"
+    assert got.json()["version"] == customer["version"]
+    assert got.headers["etag"] == created.headers["etag"]
+
+
+async def test_a_customer_inserted_any_way_has_a_figures_row_and_unknown_ids_stay_out_of_lists(
+    client: httpx.AsyncClient, admin: dict[str, str], settings: Settings, database_url: str, db: asyncpg.Connection[Any]
+) -> None:
+    # Straight into the table (as an import would): the trigger gives it its figures row.
+    inserted = await db.fetchval(
+        "INSERT INTO customers (first_name, last_name, owner_id) VALUES ('Sql', 'Row', $1) RETURNING id", uuid.uuid4()
+    )
+    row = await db.fetchrow("SELECT * FROM customer_order_figures WHERE customer_id = $1", inserted)
+    assert row is not None
+    assert (row["total_orders"], row["total_spent"], row["orders_synced_at"]) == (0, Decimal("0.00"), None)
+    # Orders of an id the CRM does not have (a deleted customer's): figures kept, never listed.
+    stranger = uuid.uuid4()
+    await _apply(settings, database_url, [order(str(stranger), "99999.00", 1)])
+    assert await db.fetchval("SELECT total_orders FROM customer_order_figures WHERE customer_id = $1", stranger) == 1
+    for params in ({"sortBy": "total_spent"}, {"minTotalSpent": "1"}, {"hasOrders": "true", "sortBy": "total_orders"}):
+        body = await _get(client, admin, "/api/customers", **params)
+        assert str(stranger) not in {c["id"] for c in body["customers"]}, params
+    body = await _get(client, admin, "/api/customers", sortBy="total_spent")
+    assert [c["id"] for c in body["customers"]] == [str(inserted)]
+    assert body["total"] == 1
+    assert (await _get(client, admin, "/api/customers", hasOrders="true"))["total"] == 0
