@@ -230,6 +230,8 @@ async def measure(database_url: str, amqp_url: str = AMQP_URL, events: int = 20_
         )
     finally:
         await engine.dispose()
+        if channel.is_closed:  # a failure closed it: the queues still go
+            channel = await broker.channel()
         for q in (queue, dead_letter_names(queue)):
             await channel.queue_delete(q)
         for x in (exchange, dead_letter_names(queue)):
