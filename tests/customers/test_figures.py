@@ -269,9 +269,10 @@ async def test_each_figure_filter(
     assert {c["id"] for c in body["customers"]} == expected
     assert body["total"] == len(expected)
     assert "totalCapped" not in body["pagination"]
-    # Sorted by a figure and paged by cursor too, nothing repeated or skipped.
-    paged, _ = await _all_by_cursor(client, admin, 2, sortBy="total_spent", sortOrder="ASC", **params)
-    assert paged == [i for i in _expected(everyone, "total_spent", "ASC") if i in expected]
+    # Sorted by a figure (NULLs too) or not, paged by cursor, nothing repeated or skipped.
+    for sort_by, order_ in (("total_spent", "ASC"), ("last_order_date", "DESC"), ("created_at", "DESC")):
+        paged, _ = await _all_by_cursor(client, admin, 2, sortBy=sort_by, sortOrder=order_, **params)
+        assert paged == [i for i in _expected(everyone, sort_by, order_) if i in expected], sort_by
 
 
 async def test_the_filters_select_something_and_leave_something_out(
