@@ -11,6 +11,7 @@ from typing import Any
 
 import psutil
 from bench.cases import Case
+from bench.order_events import Result as OrderEventsResult
 
 DEMO_DATA_LIMIT_S = 300
 
@@ -71,6 +72,8 @@ class DatabaseRun:
     observability: dict[str, dict[str, Any]] = field(default_factory=dict)
     # bench/events.py's table: commit-to-broker latency and relay throughput
     events: list[str] = field(default_factory=list)
+    # N order events through RabbitMQ into the projection (bench/order_events.py)
+    order_events: OrderEventsResult | None = None
 
 
 def output_path(results_dir: Path) -> Path:
@@ -242,6 +245,15 @@ def targets(cases: list[Case], run: DatabaseRun) -> list[tuple[str, str, bool | 
                 "POST customer: >= 1,000/s, each stored exactly once",
                 f"{r['rps']:.0f}/s; {run.posted.describe()}; {r['non2xx']} non-2xx, {r['timeouts']} timeouts",
                 r["rps"] >= 1000 and run.posted.exactly_once(run.connections) and clean(r),
+            )
+        )
+    if run.order_events is not None:
+        events = run.order_events
+        rows.append(
+            (
+                "order events: >= 2,000/s consumed, the projection exact after",
+                events.describe(),
+                events.per_second >= 2000 and events.exact,
             )
         )
     peak = max(run.rss, default=0) / 2**20

@@ -37,6 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 from bench import events as events_bench  # noqa: E402
 from bench import history, report  # noqa: E402 - after the path above
 from bench.cases import Case, all_cases  # noqa: E402
+from bench.order_events import measure as measure_order_events  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
@@ -471,6 +472,10 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
             log(f"{db.label} | events: " + "; ".join(run.events[2:]))
         sampler.stopped.set()
         run.rss = [peak for pid, peak in sampler.peak.items() if pid != service.pid]
+        if not args.only or any(o in ORDER_EVENTS_CASE for o in args.only):
+            asyncio.run(database_idle(db.url))
+            run.order_events = asyncio.run(measure_order_events(db.url, args.amqp, args.order_events))
+            log(f"{db.label} | {ORDER_EVENTS_CASE}: {run.order_events.describe()}")
         by_id = next((c for c in cases if c.target == "by_id"), None)
         if by_id is not None and (not args.only or "observability" in args.only):
             service.send_signal(signal.SIGTERM)
@@ -491,6 +496,10 @@ def bench_database(db: Database, args: argparse.Namespace, wrk: str) -> tuple[li
         asyncio.run(remove_posted(db.url))
     shutil.rmtree(tmp, ignore_errors=True)
     return cases, run
+
+
+# `--only order-events` runs it alone (bench/order_events.py).
+ORDER_EVENTS_CASE = "order-events consumed"
 
 
 # GET by id with the service's observability set each way (issue 14: metrics cost within 5%).
@@ -611,6 +620,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".crm-bench")
     parser.add_argument("--reload", action="store_true", help="drop each database and load it again (timed)")
     parser.add_argument("--load-only", action="store_true", help="load the databases that need it, then stop")
+    parser.add_argument(
+        "--order-events", type=int, default=20_000, help="events the order-events case publishes and consumes"
+    )
+    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/", help="the RabbitMQ it uses")
     parser.add_argument("--output", type=Path, help="the report (default: bench/results/<date>.md, never overwritten)")
     parser.add_argument(
         "--only",

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     order_events_amqp_url: str | None = None
     order_events_exchange: str = Field(default="orders.events", min_length=1)
     order_events_queue: str = Field(default="crm.order-events", min_length=1)
-    order_events_prefetch: int = Field(default=32, ge=1, le=1000)
+    order_events_prefetch: int = Field(default=512, ge=1, le=5000)
 
     # --- trash (README, "History, trash and erasure") ---
     # Days a deleted record stays restorable before the purge removes it for good.

@@ -48,6 +48,13 @@ CUSTOMER_KEYS = {
     "updated_at",
     "primary_contact",
     "name",
+    # What the customer has ordered (tests/customers/test_figures.py).
+    "total_orders",
+    "total_spent",
+    "average_order_value",
+    "first_order_date",
+    "last_order_date",
+    "orders_synced_at",
 }
 CONTACT_KEYS = {
     "id",

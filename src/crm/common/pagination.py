@@ -104,8 +104,9 @@ class Pagination(BaseModel):
         exclude_if=lambda value: not value,
         description=(
             "present (and true) only when `total` is a cap, not a count: a list filtered by free text "
-            "(`search`) counts its matches up to 10,000 and answers `total: 10000, totalCapped: true` "
-            "beyond that (`totalPages` follows from the cap; `hasNext` and `nextCursor` from the page)"
+            "(`search`) or by an order figure (`minTotalSpent`, `hasOrders`, ...) counts its matches up to "
+            "10,000 and answers `total: 10000, totalCapped: true` beyond that (`totalPages` follows from "
+            "the cap; `hasNext` and `nextCursor` from the page)"
         ),
     )
     # Left out of the answer when there is no next page (and on lists without cursors).

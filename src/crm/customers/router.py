@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from crm.api import Answer, Call, Routes
@@ -28,14 +31,47 @@ from crm.customers.schemas import (
     CustomerUpdate,
     Segments,
 )
+from crm.errors import ValidationFailed
 from crm.history import service as history
 from crm.idempotency import service as idempotency
 
 routes = Routes("/api/customers", tag="customers")
 
 CustomerSortBy = Literal[
-    "created_at", "updated_at", "first_name", "last_name", "email", "company_name", "status", "type"
+    "created_at",
+    "updated_at",
+    "first_name",
+    "last_name",
+    "email",
+    "company_name",
+    "status",
+    "type",
+    "total_spent",
+    "total_orders",
+    "last_order_date",
 ]
+
+_AMOUNT = Annotated[Decimal | None, Field(ge=0, max_digits=14, decimal_places=2)]
+_AMOUNT_HELP = "total_spent {} this amount (such as 250 or 99.90); a customer without orders has spent 0.00"
+_MOMENT_HELP = "ISO 8601 date or date-time (UTC unless an offset is given); customers without orders never match"
+
+
+def _moment(value: str | None, field: str, *, after: bool) -> datetime | None:
+    """`lastOrderBefore` / `lastOrderAfter` as the moment compared with: strictly before the value
+    (a date: before that day starts) or strictly after it (a date: after that day ends)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time.max if after else time.min, tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationFailed.field(field, "must be an ISO 8601 date or date-time") from None
 
 
 class CustomerPath(BaseModel):
@@ -55,7 +91,50 @@ class ListQuery(CursorPageQuery, SortedQuery):
             )
         ),
     ] = None
-    sort_by: CustomerSortBy = Field(default="created_at", alias="sortBy")
+    sort_by: CustomerSortBy = Field(
+        default="created_at",
+        alias="sortBy",
+        description="total_spent, total_orders and last_order_date sort by the order figures; "
+        "last_order_date puts customers without orders first ascending, last descending",
+    )
+    min_total_spent: _AMOUNT = Field(default=None, alias="minTotalSpent", description=_AMOUNT_HELP.format("at least"))
+    max_total_spent: _AMOUNT = Field(default=None, alias="maxTotalSpent", description=_AMOUNT_HELP.format("at most"))
+    has_orders: Annotated[
+        bool | None, Field(alias="hasOrders", description="true: at least one counted order; false: none")
+    ] = None
+    last_order_before: Annotated[
+        str | None,
+        Field(
+            alias="lastOrderBefore",
+            max_length=64,
+            description=_MOMENT_HELP + "; the last order strictly before it (a date: before that day)",
+        ),
+    ] = None
+    last_order_after: Annotated[
+        str | None,
+        Field(
+            alias="lastOrderAfter",
+            max_length=64,
+            description=_MOMENT_HELP + "; the last order strictly after it (a date: after that day)",
+        ),
+    ] = None
+
+    def figure_filters(self) -> dict[str, Any]:
+        """The figure filters as CustomerFilters takes them; 422 naming the parameter for a bad one."""
+        before = _moment(self.last_order_before, "lastOrderBefore", after=False)
+        after = _moment(self.last_order_after, "lastOrderAfter", after=True)
+        low, high = self.min_total_spent, self.max_total_spent
+        if low is not None and high is not None and low > high:
+            raise ValidationFailed.field("minTotalSpent", "must not be more than maxTotalSpent")
+        if before is not None and after is not None and after >= before:
+            raise ValidationFailed.field("lastOrderAfter", "must be before lastOrderBefore")
+        return {
+            "min_total_spent": low,
+            "max_total_spent": high,
+            "has_orders": self.has_orders,
+            "last_order_before": before,
+            "last_order_after": after,
+        }
 
 
 class SearchQuery(BaseModel):
@@ -71,11 +150,13 @@ class WriteParams(CustomerPath):
     if_match: IfMatch = None
 
 
-def _detail(view: service.CustomerView) -> CustomerDetail:
+async def _detail(session: AsyncSession, view: service.CustomerView) -> CustomerDetail:
+    """A written customer's answer, the figures read in the writing transaction (as GET shows them)."""
     contacts = [ContactOut.model_validate(c) for c in view.contacts]
     primary = next((c for c in contacts if c.is_primary), None)
     base = {k: getattr(view.customer, k) for k in CustomerOut.model_fields}
-    return CustomerDetail(**base, primary_contact=primary, contacts=contacts)
+    figures = await service.order_figures(session, view.customer.id)
+    return CustomerDetail(**base, **figures, primary_contact=primary, contacts=contacts)
 
 
 @routes.get(
@@ -98,6 +179,7 @@ async def list_customers(call: Call[ListQuery, None]) -> Response:
         type=query.type,
         owner_id=query.owner_id,
         search=normalize_query(search, "search", minimum=1) if search is not None and search.strip() else None,
+        **query.figure_filters(),
     )
     paging = query.paging()
     items, total, next_cursor = await service.list_customers(
@@ -173,7 +255,8 @@ async def create_customer(call: Call[CreateHeaders, CustomerCreate]) -> Response
 
     async def write() -> idempotency.Answer:
         view = await service.create_customer(call.session, body, actor)
-        return idempotency.created(_detail(view), f"/api/customers/{view.customer.id}", view.customer.version)
+        detail = await _detail(call.session, view)
+        return idempotency.created(detail, f"/api/customers/{view.customer.id}", view.customer.version)
 
     return await idempotency.create_once(call, write)
 
@@ -193,7 +276,8 @@ async def update_customer(call: Call[WriteParams, CustomerUpdate]) -> Response:
     view = await service.update_customer(
         call.session, params.customer_id, call.body, history.Actor.of(call.user), parse_if_match(params.if_match)
     )
-    return json_response(_detail(view).model_dump_json(by_alias=True), headers={"ETag": etag(view.customer.version)})
+    detail = await _detail(call.session, view)
+    return json_response(detail.model_dump_json(by_alias=True), headers={"ETag": etag(view.customer.version)})
 
 
 @routes.delete(

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import Field, computed_field
+from pydantic import Field, PlainSerializer, computed_field
 
 from crm.common.pagination import PagedList
 from crm.common.schemas import PatchBody, RequestBody, ResponseBody
 from crm.common.types import Email, Long, Medium, Name100, Notes, Phone, PostalCode, Short, TaxId, display_name
 from crm.contacts.schemas import NAME_HELP, ContactFields, ContactOut, NestedContactUpsert
 from crm.customers.models import CustomerStatus, CustomerType
+
+_CENT = Decimal("0.01")
+# Exact amounts as the Order Service's contract writes them: a decimal string with two places.
+Money = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]
 
 MAX_NESTED_CONTACTS = 50
 
@@ -79,7 +84,36 @@ class CustomerOut(ResponseBody):
         return display_name(self.first_name, self.last_name, self.company_name, self.type)
 
 
-class CustomerListItem(CustomerOut):
+_FIGURES_HELP = (
+    "over the customer's orders in the Order Service except cancelled and returned ones, as the CRM's "
+    "projection of them last saw them (see `orders_synced_at`)"
+)
+
+
+class CustomerWithFigures(CustomerOut):
+    """A customer with what it has ordered (read-only; crm.orders.projection keeps it)."""
+
+    total_orders: int = Field(description="how many orders, " + _FIGURES_HELP)
+    total_spent: Money = Field(description='their total, a decimal string with two places ("0.00" when none)')
+    first_order_date: datetime | None = Field(description="when the first of them was placed; null when none")
+    last_order_date: datetime | None = Field(description="when the latest of them was placed; null when none")
+    orders_synced_at: datetime | None = Field(
+        description="when an order change last reached these figures; null: the projection never synced this "
+        "customer (the figures then say no orders, which may not be so)"
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="total_spent / total_orders to the cent (half up); null when there are no orders "
+        "(an average of nothing is not zero), as the statistics' averageAmount"
+    )
+    @property
+    def average_order_value(self) -> Money | None:
+        if not self.total_orders:
+            return None
+        return (self.total_spent / self.total_orders).quantize(_CENT, ROUND_HALF_UP)
+
+
+class CustomerListItem(CustomerWithFigures):
     primary_contact: ContactOut | None
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.common import db_errors
@@ -23,9 +24,10 @@ from crm.customers.models import Customer, CustomerStatus, CustomerType
 from crm.customers.schemas import CustomerCreate, CustomerUpdate
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.history import service as history
+from crm.orders.projection.models import CustomerOrderFigures
 from crm.trash import queries as trash
 
-_TIMESTAMPS = frozenset({"created_at", "updated_at"})
+_TIMESTAMPS = frozenset({"created_at", "updated_at", "last_order_date"})
 
 # A `search` filter's total is counted up to this many matches (an exact count would read
 # every match, over millions of rows for a common fragment).
@@ -44,6 +46,25 @@ class CustomerFilters:
     type: CustomerType | None = None
     owner_id: UUID | None = None
     search: str | None = None
+    # By the order figures (crm.orders.projection): bounds inclusive, dates exclusive.
+    min_total_spent: Decimal | None = None
+    max_total_spent: Decimal | None = None
+    has_orders: bool | None = None
+    last_order_before: datetime | None = None
+    last_order_after: datetime | None = None
+
+    @property
+    def by_figures(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.min_total_spent,
+                self.max_total_spent,
+                self.has_orders,
+                self.last_order_before,
+                self.last_order_after,
+            )
+        )
 
 
 @dataclass(slots=True)
@@ -64,7 +85,11 @@ def _cursor_values(cursor: Cursor, sort_by: str, order: SortOrder) -> tuple[obje
         value: object = cursor.value
         if value is not None and sort_by in _TIMESTAMPS:
             value = datetime.fromisoformat(str(value))
-    except ValueError:
+        elif value is not None and sort_by == "total_spent":
+            value = Decimal(str(value))
+        elif value is not None and sort_by == "total_orders":
+            value = int(str(value))
+    except (ValueError, ArithmeticError):
         raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
     if value is None and sort_by not in queries.NULLABLE:
         raise ValidationFailed.field("cursor", "is not a cursor this service issued")
@@ -73,14 +98,42 @@ def _cursor_values(cursor: Cursor, sort_by: str, order: SortOrder) -> tuple[obje
 
 def _cursor_of(row: Mapping[str, Any], sort_by: str, order: SortOrder) -> str:
     value = row[sort_by]
-    encoded = value.isoformat() if isinstance(value, datetime) else value
+    # A cursor's value is a JSON string (or null): numbers too, so a Decimal stays exact.
+    encoded = value.isoformat() if isinstance(value, datetime) else None if value is None else str(value)
     return Cursor(sort_by, order.value, encoded, str(row["id"])).encode()
 
 
-def _list_item(row: Mapping[str, Any]) -> dict[str, Any]:
+_NO_FIGURES = {
+    "total_orders": 0,
+    "total_spent": Decimal("0.00"),
+    "first_order_date": None,
+    "last_order_date": None,
+    "orders_synced_at": None,
+}
+
+
+def _figures(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A customer's order figures from its row's columns; none (a customer the trigger has not
+    seen: rows loaded around it) reads as no orders, never synced."""
+    if row is None or row["total_orders"] is None:
+        return dict(_NO_FIGURES)
+    return {name: row[name] for name in queries.FIGURE_FIELDS}
+
+
+def _list_item(row: Mapping[str, Any], figures: Mapping[str, Any] | None = None) -> dict[str, Any]:
     item = {name: row[name] for name in queries.CUSTOMER_FIELDS}
     item["primary_contact"] = {name: row["k_" + name] for name in queries.CONTACT_FIELDS} if row["k_id"] else None
+    item |= _figures(row if figures is None else figures)
     return item
+
+
+def _figure_values(filters: CustomerFilters) -> dict[str, Any]:
+    return {
+        "min_spent": filters.min_total_spent,
+        "max_spent": filters.max_total_spent,
+        "last_before": filters.last_order_before,
+        "last_after": filters.last_order_after,
+    }
 
 
 async def list_customers(
@@ -94,15 +147,16 @@ async def list_customers(
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """A page of customers (each with its primary contact), the total, and the next page's cursor.
 
-    Without `search` the total is exact (from the maintained counters, or an index-only count
-    for an owner). With `search` it is counted up to `total_cap`: above it the total is
-    `CappedTotal(total_cap)`, which the answer shows as `"totalCapped": true`.
+    Without `search` or a figure filter the total is exact (from the maintained counters, or an
+    index-only count for an owner). With either it is counted up to `total_cap`: above it the
+    total is `CappedTotal(total_cap)`, which the answer shows as `"totalCapped": true`.
     """
     values: dict[str, Any] = {
         "status": filters.status.value if filters.status else None,
         "type": filters.type.value if filters.type else None,
         "owner_id": filters.owner_id,
         "offset": page.offset,
+        **_figure_values(filters),
     }
     cursor_null = False
     if page.cursor is not None:
@@ -117,11 +171,26 @@ async def list_customers(
         page.cursor is not None,
         cursor_null,
         page.limit + 1,  # one more than the page: is there a next one?
+        offset=page.offset > 0,
+        min_spent=filters.min_total_spent is not None,
+        max_spent=filters.max_total_spent is not None,
+        has_orders=filters.has_orders,
+        last_before=filters.last_order_before is not None,
+        last_after=filters.last_order_after is not None,
     )
     total: int
-    if filters.search is None:
+    if filters.search is None and not filters.by_figures:
         rows = await queries.list_page(connection, shape, values)
         total = int(rows[0]["total"]) if rows else await queries.list_total(connection, shape, values)
+    elif filters.search is None:
+        # The counters say how many customers the status/type filters keep: few, and the figures
+        # are probed for each of them rather than walked along a figure's range.
+        customers = None
+        if (filters.status or filters.type) and not filters.owner_id:
+            customers = await queries.list_total(connection, shape, values)
+        rows = await queries.figures_page(connection, shape, values, page.offset, customers)
+        counted = await queries.figures_count(connection, shape, values, total_cap, customers)
+        total = CappedTotal(total_cap) if counted > total_cap else counted
     else:
         match = queries.MatchShape.of(filters.search)
         values |= queries.match_values(filters.search)
@@ -135,9 +204,13 @@ async def list_customers(
 async def search_customers(connection: asyncpg.Connection, query: str, limit: int) -> list[dict[str, Any]]:
     """Exact matches first, then prefix, then substring, typos last; see crm.customers.search.
 
-    Items as the list's (customer fields and primary_contact), read on the driver connection.
+    Items as the list's (customer fields, primary_contact and figures), read on the driver
+    connection. The figures come from a second statement by id (crm.customers.search builds the
+    tiers; a few primary-key look-ups here keep it out of them): a later snapshot by a moment.
     """
-    return [_list_item(row) for row in await customer_search.find(connection, query, limit)]
+    rows = await customer_search.find(connection, query, limit)
+    figures = await queries.figures_of(connection, [row["id"] for row in rows]) if rows else {}
+    return [_list_item(row, figures.get(row["id"], _NO_FIGURES)) for row in rows]
 
 
 async def segments(connection: asyncpg.Connection) -> dict[str, object]:
@@ -162,13 +235,25 @@ async def read_customer(connection: Any, customer_id: UUID) -> dict[str, Any]:
     rows = await queries.customer_with_contacts(connection, customer_id)
     if not rows:
         raise NotFound(f"customer {customer_id} not found")
-    customer = {name: rows[0][name] for name in queries.CUSTOMER_FIELDS}
+    customer = {name: rows[0][name] for name in queries.CUSTOMER_FIELDS} | _figures(rows[0])
     contact_rows = [
         {name: row["k_" + name] for name in queries.CONTACT_FIELDS} for row in rows if row["k_id"] is not None
     ]
     customer["contacts"] = contact_rows
     customer["primary_contact"] = contact_rows[0] if contact_rows and contact_rows[0]["is_primary"] else None
     return customer
+
+
+async def order_figures(session: AsyncSession, customer_id: UUID) -> dict[str, Any]:
+    """The customer's order figures as a read answers them (a written customer's answer carries them)."""
+    row = (
+        await session.execute(
+            select(*(getattr(CustomerOrderFigures, n) for n in queries.FIGURE_FIELDS)).where(
+                CustomerOrderFigures.customer_id == customer_id
+            )
+        )
+    ).first()
+    return _figures(dict(row._mapping) if row is not None else None)
 
 
 async def _with_contacts(session: AsyncSession, customer: Customer) -> CustomerView:

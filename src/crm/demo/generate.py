@@ -11,6 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -74,6 +75,26 @@ HISTORY_COLUMNS = (
     "version",
     "changes",
 )
+# The order projection (crm.orders.projection) as `crm orders sync` would have filled it.
+ORDER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "status",
+    "total_amount",
+    "created_at",
+    "updated_at",
+    "version",
+    "deleted",
+    "applied_at",
+)
+FIGURES_COLUMNS = (
+    "customer_id",
+    "total_orders",
+    "total_spent",
+    "first_order_date",
+    "last_order_date",
+    "orders_synced_at",
+)
 # As crm.history.service leaves them out of `changes`: the entry itself carries them.
 _NOT_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
 
@@ -88,12 +109,29 @@ START = END - SPAN
 _SPAN_SECONDS = int(SPAN.total_seconds())
 
 
+# Who has ordered: by status, the share of customers with orders (about 45% overall).
+ORDERING_SHARE = {"customer": 0.9, "active": 0.55, "inactive": 0.5, "prospect": 0.1, "lead": 0.05, "pending": 0.02}
+ORDER_STATUSES = (
+    ("delivered", 70),
+    ("shipped", 8),
+    ("processing", 5),
+    ("new", 4),
+    ("cancelled", 8),
+    ("returned", 5),
+)
+_NOT_COUNTED = frozenset({"cancelled", "returned"})
+# When the demo's projection was last synced: the end of the generated span.
+SYNCED_AT = END
+
+
 @dataclass
 class Chunk:
     customers: list[tuple[Any, ...]] = field(default_factory=list)
     contacts: list[tuple[Any, ...]] = field(default_factory=list)
     interactions: list[tuple[Any, ...]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    figures: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def user_ids(seed: int) -> list[uuid.UUID]:
@@ -172,6 +210,42 @@ def _created(
     )
 
 
+def _orders(
+    rng: random.Random, customer_id: uuid.UUID, status: str, created: datetime, chunk: Chunk
+) -> tuple[Any, ...]:
+    """The customer's orders (appended to the chunk) and its figures row, summed from exactly those
+    rows as crm.orders.projection computes them; a customer without orders: 0, 0.00, never synced."""
+    count = 0
+    if rng.random() < ORDERING_SHARE.get(status, 0.0):
+        count = min(40, 1 + int(rng.expovariate(1 / 3)))
+    spent, counted, dates = Decimal(0), 0, []
+    span = max(1, int((END - created).total_seconds()))
+    for placed_status in _weighted(rng, ORDER_STATUSES, count):
+        placed = created + timedelta(seconds=rng.randrange(span))
+        amount = Decimal(f"{min(99_999.99, rng.lognormvariate(6.5, 1.0)):.2f}")
+        updated = min(END, placed + timedelta(seconds=rng.randrange(86400 * 14)))
+        chunk.orders.append(
+            (
+                uuid.UUID(int=rng.getrandbits(128), version=4),
+                customer_id,
+                placed_status,
+                amount,
+                placed,
+                updated,
+                rng.randint(1, 4),
+                False,
+                SYNCED_AT,
+            )
+        )
+        if placed_status not in _NOT_COUNTED:
+            spent += amount
+            counted += 1
+            dates.append(placed)
+    if not count:
+        return (customer_id, 0, Decimal("0.00"), None, None, None)
+    return (customer_id, counted, spent, min(dates, default=None), max(dates, default=None), SYNCED_AT)
+
+
 def generate_chunk(
     seed: int,
     chunk_no: int,
@@ -186,8 +260,9 @@ def generate_chunk(
     """One chunk of customers with their contacts and interactions; with `history`, also the
     `created` entry of each record."""
     rng = random.Random(f"{seed}-{chunk_no}")  # noqa: S311
-    # History ids from their own stream, so the records stay what they were before history.
+    # History ids and orders from their own streams, so the records stay what they were before them.
     history_rng = random.Random(f"history-{seed}-{chunk_no}")  # noqa: S311
+    orders_rng = random.Random(f"orders-{seed}-{chunk_no}")  # noqa: S311
     chunk = Chunk()
     statuses = _weighted(rng, STATUSES, count)
     types = _weighted(rng, TYPES, count)
@@ -237,6 +312,7 @@ def generate_chunk(
             chunk.history.append(
                 _created(history_rng, "customer", CUSTOMER_COLUMNS, chunk.customers[-1], customer_id, owner)
             )
+        chunk.figures.append(_orders(orders_rng, customer_id, statuses[offset], created, chunk))
         contact_ids: list[uuid.UUID] = []
         for k in range(max(0, _count(rng, contacts_per_customer))):
             contact_id = uuid.UUID(int=rng.getrandbits(128), version=4)

@@ -47,7 +47,13 @@ class OrderProjection(Base):
 
 
 class CustomerOrderFigures(Base):
-    """One customer's figures over the counted orders of `order_projections`."""
+    """One customer's figures over the counted orders of `order_projections`.
+
+    Every customer has a row (a trigger on customers makes it, crm/orders/sql/customer_figures.sql),
+    so the customer list sorts and filters by these columns through their indexes; rows for ids
+    the CRM has not got (orders naming a deleted customer) may exist too, and every read joins
+    customers.
+    """
 
     __tablename__ = "customer_order_figures"
 
@@ -56,5 +62,19 @@ class CustomerOrderFigures(Base):
     total_spent: Mapped[Decimal] = mapped_column(Numeric(14, 2), server_default="0")
     first_order_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_order_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # When a change last reached these figures (an event or the sync).
-    orders_synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When a change last reached these figures (an event or the sync); NULL: never.
+    orders_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The list's sorts by a figure, in (column, customer_id) order for offset and cursor pages.
+        Index("ix_customer_order_figures_total_spent", "total_spent", "customer_id"),
+        Index("ix_customer_order_figures_total_orders", "total_orders", "customer_id"),
+        # NULLS FIRST: ascending starts with those who never ordered, descending ends with them.
+        Index("ix_customer_order_figures_last_order_date", text("last_order_date NULLS FIRST"), "customer_id"),
+        # The filterable figures by customer from the index alone (probes and capped counts).
+        Index(
+            "ix_customer_order_figures_filters",
+            "customer_id",
+            postgresql_include=["total_orders", "total_spent", "last_order_date"],
+        ),
+    )
