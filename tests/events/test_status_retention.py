@@ -99,10 +99,28 @@ async def test_retention_purges_events_published_before_the_window_and_never_unp
     )
     await db.execute("UPDATE events SET time = now() - interval '30 days' WHERE customer_id = $1", ids[3])
 
+    # An old event a webhook delivery still waits to send stays until it is sent.
+    waiting = await db.fetchrow("SELECT id, type FROM events WHERE customer_id = $1", ids[1])
+    subscription = await db.fetchval(
+        "INSERT INTO webhook_subscriptions (url, events, secret) VALUES ('http://127.0.0.1:9/', '{*}', 'whsec_x')"
+        " RETURNING id"
+    )
+    await db.execute(
+        "INSERT INTO webhook_deliveries (subscription_id, event_id, type, customer_id, sequence)"
+        " VALUES ($1, $2, $3, $4, 1)",
+        subscription,
+        waiting["id"],
+        waiting["type"],
+        ids[1],
+    )
+
     # In batches: one event at a time here.
     assert await purge(db, 7 * 86_400, batch=1) == 1
-    assert await purge(db, 7 * 86_400, batch=1) == 1
     assert await purge(db, 7 * 86_400, batch=1) == 0
+    left = {r["customer_id"] for r in await db.fetch("SELECT customer_id FROM events")}
+    assert left == set(ids[1:])
+    await db.execute("UPDATE webhook_deliveries SET status = 'succeeded' WHERE event_id = $1", waiting["id"])
+    assert await purge(db, 7 * 86_400, batch=1) == 1
     left = {r["customer_id"] for r in await db.fetch("SELECT customer_id FROM events")}
     assert left == set(ids[2:])
 

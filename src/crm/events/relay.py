@@ -108,11 +108,14 @@ FROM (
 WHERE e.position = n.position AND e.published_at IS NULL
 """
 
+# An event a webhook delivery still waits to send (a failing receiver's queue, a disabled
+# subscription) stays: its body is read from here at every attempt (crm.webhooks.sender).
 _PURGE = """
 DELETE FROM events WHERE position IN (
-    SELECT position FROM events
-    WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)
-    ORDER BY published_at
+    SELECT e.position FROM events e
+    WHERE e.published_at IS NOT NULL AND e.published_at < now() - make_interval(secs => $1)
+      AND NOT EXISTS (SELECT FROM webhook_deliveries d WHERE d.status = 'pending' AND d.event_id = e.id)
+    ORDER BY e.published_at
     LIMIT $2
 )
 """

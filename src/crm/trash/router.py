@@ -18,6 +18,7 @@ from crm.common.openapi import ERRORS_READ, ERRORS_WRITE, problem_doc
 from crm.common.pagination import MAX_LIMIT, Cursor
 from crm.common.responses import json_response
 from crm.contacts.schemas import ContactOut
+from crm.customers import service as customers
 from crm.customers.schemas import CustomerDetail, CustomerOut
 from crm.history import service as history
 from crm.interactions.schemas import InteractionOut
@@ -89,8 +90,10 @@ async def restore_customer(call: Call[CustomerPath, None]) -> Response:
     restored = await service.restore_customer(call.session, call.params.customer_id, history.Actor.of(call.user))
     contacts = [ContactOut.model_validate(c) for c in restored.contacts]
     base = {k: getattr(restored.customer, k) for k in CustomerOut.model_fields}
+    # Its order figures were kept while it was in the trash (they follow the Order Service).
+    figures = await customers.order_figures(call.session, restored.customer.id)
     detail = CustomerDetail(
-        **base, primary_contact=next((c for c in contacts if c.is_primary), None), contacts=contacts
+        **base, **figures, primary_contact=next((c for c in contacts if c.is_primary), None), contacts=contacts
     )
     return json_response(detail.model_dump_json(by_alias=True), headers={"ETag": etag(restored.customer.version)})
 
