@@ -28,6 +28,7 @@ from tests.test_cli import cli_env, crm
 pytestmark = pytest.mark.slow
 
 SECRET = "check-secret-" + "x" * 32
+BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
 (HEAD,) = SCRIPTS.get_heads()
 
@@ -95,7 +96,15 @@ def check(tmp_path: Path, *args: str, **env: str) -> tuple[int, dict[str, Line]]
         lines[line[:14].strip()] = Line(
             line[15:20].strip(), float(latency.removesuffix(" ms")) if latency else None, line[31:]
         )
-    assert list(lines) == ["settings", "database", "redis", "order service", "jwt keys"], result.stdout
+    assert list(lines) == [
+        "settings",
+        "database",
+        "redis",
+        "order service",
+        "jwt keys",
+        "events broker",
+        "order events",
+    ], result.stdout
     return result.returncode, lines
 
 
@@ -116,6 +125,8 @@ def test_everything_answers(tmp_path: Path, database_url: str, redis_url: str) -
             REDIS_URL=redis_url,
             ORDER_SERVICE_URL=orders_url + "/",
             JWT_JWKS_URL=keys_url + "/jwks.json",
+            EVENTS_AMQP_URL=BROKER_URL,
+            ORDER_EVENTS_AMQP_URL=BROKER_URL,
         )
     assert status == 0, lines
     assert lines["settings"] == Line("ok", None, "CRM_ENV=development")
@@ -127,7 +138,10 @@ def test_everything_answers(tmp_path: Path, database_url: str, redis_url: str) -
     assert lines["redis"].detail.endswith(" at " + redis_url)
     assert lines["order service"].detail == f"GET {orders_url}/api/orders: HTTP 200"
     assert lines["jwt keys"].detail == f"JWKS {keys_url}/jwks.json: 2 signing keys (ES256, RS256)"
-    for name in ("database", "redis", "order service", "jwt keys"):
+    for name in ("events broker", "order events"):
+        assert lines[name].detail.startswith("RabbitMQ "), lines[name]
+        assert lines[name].detail.endswith(" at amqp://guest:***@127.0.0.1:5672/"), lines[name]
+    for name in ("database", "redis", "order service", "jwt keys", "events broker", "order events"):
         ms = lines[name].ms
         assert ms is not None
         assert 0 <= ms < 5000
@@ -145,9 +159,11 @@ def test_each_dependency_down_fails_with_its_reason(tmp_path: Path) -> None:
             REDIS_URL=f"redis://127.0.0.1:{port}/0",
             ORDER_SERVICE_URL=orders_url,
             JWT_JWKS_URL=f"http://127.0.0.1:{port}/jwks.json",
+            EVENTS_AMQP_URL=f"amqp://guest:hunter2@127.0.0.1:{port}/",
         )
     assert status == 1
-    assert [line.status for line in lines.values()] == ["ok", "FAIL", "FAIL", "FAIL", "FAIL"]
+    assert [line.status for line in lines.values()] == ["ok", "FAIL", "FAIL", "FAIL", "FAIL", "FAIL", "-"]
+    assert f"127.0.0.1:{port}" in lines["events broker"].detail or "Connection" in lines["events broker"].detail
     assert lines["database"].detail.startswith("ConnectionRefusedError: "), lines["database"]
     assert lines["redis"].detail.startswith("ConnectionError: ")
     assert f"127.0.0.1:{port}" in lines["redis"].detail
@@ -165,6 +181,9 @@ def test_optional_dependencies_not_configured_pass(tmp_path: Path, database_url:
         "-", None, "not configured (ORDER_SERVICE_URL unset: order routes answer 503)"
     )
     assert (lines["jwt keys"].status, lines["jwt keys"].detail) == ("ok", "HS256 secret (JWT_SECRET)")
+    assert lines["events broker"] == Line(
+        "-", None, "not configured (EVENTS_AMQP_URL unset: events go to the pull feed only)"
+    )
 
 
 async def test_migrations_behind_or_unknown_fail(

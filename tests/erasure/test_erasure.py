@@ -99,7 +99,11 @@ async def _person(client: httpx.AsyncClient, admin: Headers, db: asyncpg.Connect
         uuid.uuid4(),
         uuid.UUID(cid),
     )
-    await db.execute("INSERT INTO customer_order_figures (customer_id, total_orders) VALUES ($1, 1)", uuid.UUID(cid))
+    await db.execute(
+        "INSERT INTO customer_order_figures (customer_id, total_orders) VALUES ($1, 1)"
+        " ON CONFLICT (customer_id) DO UPDATE SET total_orders = 1",
+        uuid.UUID(cid),
+    )
     customer["trashed_contact"] = gone.json()
     customer["interactions"] = [kept, binned]
     return customer

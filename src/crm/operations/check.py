@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import aiormq
 import asyncpg
 import httpx
 import jwt
@@ -23,6 +24,7 @@ from redis.backoff import NoBackoff
 from sqlalchemy.engine import make_url
 
 from crm.auth.tokens import TokenVerifier
+from crm.broker.connection import safe_url
 from crm.config import ConfigurationError, Settings
 from crm.migrate import alembic_config
 
@@ -83,6 +85,20 @@ async def run_checks(settings: Settings, database_url: str | None, wait_s: float
                 wait_s,
             ),
             await _timed("jwt keys", lambda: _jwt_keys(settings, wait_s), wait_s),
+            await _optional(
+                "events broker",
+                settings.events_amqp_url,
+                "EVENTS_AMQP_URL unset: events go to the pull feed only",
+                _broker,
+                wait_s,
+            ),
+            await _optional(
+                "order events",
+                settings.order_events_amqp_url,
+                "ORDER_EVENTS_AMQP_URL unset: order figures only from `crm orders sync`",
+                _broker,
+                wait_s,
+            ),
         ]
 
 
@@ -161,6 +177,22 @@ async def _redis(url: str) -> str:
     finally:
         await client.aclose()
     return f"Redis {info['redis_version']} at {_without_password(url)}"
+
+
+async def _broker(url: str) -> str:
+    """An AMQP connection opened and closed: the broker's product and version. Not needed to
+    serve (events wait in the outbox, order events in their queue), but configured, so checked."""
+    connection = await aiormq.connect(url)
+    try:
+        properties = connection.server_properties
+    finally:
+        await connection.close()
+    product, version = (_text(properties.get(key, "?")) for key in ("product", "version"))
+    return f"{product} {version} at {safe_url(url)}"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _order_service(http: httpx.AsyncClient, base_url: str) -> str:
