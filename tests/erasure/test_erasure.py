@@ -140,8 +140,8 @@ async def test_erasure_answers_a_receipt_and_leaves_no_trace_in_any_table_or_the
         assert await _traces(db) == {}
         assert await db.fetchval("SELECT count(*) FROM order_projections") == 0
         # The bystander keeps the figures row every customer has; the erased customer's is gone.
-        figures = [r["customer_id"] for r in await db.fetch("SELECT customer_id FROM customer_order_figures")]
-        assert figures == [uuid.UUID(other["id"])]
+        kept = [r["customer_id"] for r in await db.fetch("SELECT customer_id FROM customer_order_figures")]
+        assert kept == [uuid.UUID(other["id"])]
         assert await db.fetchval("SELECT count(*) FROM idempotency_keys WHERE key LIKE 'person-%'") == 0
     for needle in _needles():
         assert needle.lower() not in logs.text.lower(), needle
