@@ -11,8 +11,10 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -53,6 +55,21 @@ class Cursor:
         except (binascii.Error, ValueError, TypeError):
             raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
         return cls(sort_by, order, value, id_)
+
+    def newest_first(self, scope: str) -> tuple[datetime, UUID]:
+        """The (moment, id) a newest-first list (history, trash) ended at; 422 for a cursor
+        another list (or another customer's) issued, or one whose key is not a moment and an id."""
+        from crm.errors import ValidationFailed
+
+        if self.sort_by != scope or self.order != SortOrder.DESC.value:
+            raise ValidationFailed.field("cursor", "was issued by another list")
+        try:
+            moment = datetime.fromisoformat(str(self.value))
+            if moment.tzinfo is None:
+                raise ValueError(self.value)
+            return moment, UUID(self.id)
+        except (ValueError, OverflowError):
+            raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
 
 
 @dataclass(frozen=True, slots=True)

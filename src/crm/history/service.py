@@ -270,21 +270,6 @@ FIELDS = frozenset(
 )
 
 
-def _keyset(cursor: Cursor | None, scope: str) -> queries.Keyset | None:
-    """Where the previous page ended; 422 for a cursor another list (or another customer's) issued."""
-    if cursor is None:
-        return None
-    if cursor.sort_by != scope or cursor.order != SortOrder.DESC.value:
-        raise ValidationFailed.field("cursor", "was issued by another list")
-    try:
-        at = datetime.fromisoformat(str(cursor.value))
-        if at.tzinfo is None:
-            raise ValueError(cursor.value)
-        return queries.Keyset(at, UUID(cursor.id))
-    except (ValueError, OverflowError):
-        raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
-
-
 def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -307,7 +292,7 @@ async def history_page(
     scope = f"history:{filters.customer_id}" if filters.customer_id is not None else "history"
     if filters.field is not None and filters.field not in FIELDS:
         raise ValidationFailed.field("field", f"must be one of: {', '.join(sorted(FIELDS))}")
-    keyset = _keyset(cursor, scope)
+    keyset = None if cursor is None else queries.Keyset(*cursor.newest_first(scope))
     rows = await queries.page(connection, filters, keyset, limit + 1)  # one more: is there a next page?
     if filters.customer_id is not None:
         if rows[0]["customer_erased"] if rows else await queries.customer_erased(connection, filters.customer_id):

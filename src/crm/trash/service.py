@@ -10,7 +10,7 @@ other finds nothing (the restore then answers 404, the purge leaves the row to t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
@@ -26,7 +26,7 @@ from crm.common.pagination import Cursor, SortOrder
 from crm.contacts import service as contacts
 from crm.contacts.models import Contact
 from crm.customers.models import Customer
-from crm.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from crm.errors import Conflict, FieldError, Forbidden, NotFound
 from crm.history import service as history
 from crm.history.models import HistoryEntity
 from crm.interactions.models import Interaction
@@ -57,20 +57,6 @@ def visible(role: str, entity: TrashEntity | None) -> queries.Shape:
     return tuple(pairs)
 
 
-def _keyset(cursor: Cursor | None, scope: str) -> queries.Keyset | None:
-    if cursor is None:
-        return None
-    if cursor.sort_by != scope or cursor.order != SortOrder.DESC.value:
-        raise ValidationFailed.field("cursor", "was issued by another list")
-    try:
-        at = datetime.fromisoformat(str(cursor.value))
-        if at.tzinfo is None:
-            raise ValueError(cursor.value)
-        return queries.Keyset(at, UUID(cursor.id))
-    except (ValueError, OverflowError):
-        raise ValidationFailed.field("cursor", "is not a cursor this service issued") from None
-
-
 async def list_trash(
     connection: asyncpg.Connection,
     grant: Grant,
@@ -81,7 +67,7 @@ async def list_trash(
 ) -> TrashPage:
     """A page of what the caller could restore, newest first."""
     scope = f"trash:{entity.value}" if entity is not None else "trash"
-    keyset = _keyset(cursor, scope)
+    keyset = None if cursor is None else queries.Keyset(*cursor.newest_first(scope))
     shape = visible(grant.principal.role, entity)
     rows = await queries.page(connection, shape, grant.user_id, keyset, limit + 1)
     next_cursor = None
