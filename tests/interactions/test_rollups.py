@@ -91,20 +91,31 @@ async def test_rollup_statistics_equal_a_direct_count(
         b = a + timedelta(hours=rng.randrange(1, 24 * 4))
         ranges += [(a, b), (a, None), (None, b)]
     ranges += [(BASE + timedelta(days=1), BASE + timedelta(days=3))]  # whole days only
+    await _assert_ranges_exact(client, admin, db, ranges, users[0])
+    await _assert_all_time_exact(client, admin, db)
+
+
+async def _assert_ranges_exact(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    db: asyncpg.Connection[Any],
+    ranges: list[tuple[datetime | None, datetime | None]],
+    user: uuid.UUID,
+) -> None:
+    """Every range's statistics, of everyone and of `user`, equal the direct count."""
     for start, end in ranges:
-        for user in (None, users[0]):
+        for who in (None, user):
             params = {}
             if start is not None:
                 params["startDate"] = _iso(start)
             if end is not None:
                 # The API's explicit end is inclusive; ask for the instant just before `end`.
                 params["endDate"] = _iso(end - timedelta(microseconds=1))
-            if user is not None:
-                params["userId"] = str(user)
+            if who is not None:
+                params["userId"] = str(who)
             response = await client.get("/api/interactions/statistics", params=params, headers=admin)
             assert response.status_code == 200, response.text
-            assert response.json() == await _truth(db, start, end, user), params
-    await _assert_all_time_exact(client, admin, db)
+            assert response.json() == await _truth(db, start, end, who), params
 
 
 # The all-time document as the statement over day totals rendered it before the months were
@@ -329,7 +340,7 @@ async def test_ranges_over_whole_and_partial_months_count_users_exactly(
     def day(iso: str) -> datetime:
         return datetime.fromisoformat(iso).replace(tzinfo=UTC)
 
-    ranges = [
+    ranges: list[tuple[datetime | None, datetime | None]] = [
         (day("2025-01-01"), day("2025-04-01")),  # whole months only
         (day("2025-01-15"), day("2025-04-20")),  # partial months at both ends
         (day("2025-02-03"), day("2025-02-25")),  # inside one month
@@ -340,24 +351,10 @@ async def test_ranges_over_whole_and_partial_months_count_users_exactly(
         (day("2025-01-10") + timedelta(hours=7), day("2025-05-02") + timedelta(hours=3)),  # with edge hours
     ]
 
-    async def check() -> None:
-        for start, end in ranges:
-            for user in (None, users[2]):
-                params = {}
-                if start is not None:
-                    params["startDate"] = _iso(start)
-                if end is not None:
-                    params["endDate"] = _iso(end - timedelta(microseconds=1))
-                if user is not None:
-                    params["userId"] = str(user)
-                response = await client.get("/api/interactions/statistics", params=params, headers=admin)
-                assert response.status_code == 200, response.text
-                assert response.json() == await _truth(db, start, end, user), params
-
-    await check()
+    await _assert_ranges_exact(client, admin, db, ranges, users[2])
     months = await db.fetchval("SELECT count(*) FROM interaction_month_user_counts WHERE n <> 0")
     assert months > 10, "the month roll-up must hold the months written above"
     # The rebuild recounts the month roll-up too.
     await db.execute("UPDATE interaction_month_user_counts SET n = n + 5")
     await db.execute("SELECT crm_rebuild_aggregates()")
-    await check()
+    await _assert_ranges_exact(client, admin, db, ranges, users[2])
