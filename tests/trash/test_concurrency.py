@@ -147,3 +147,31 @@ async def test_counters_segments_and_statistics_stay_exact_under_concurrent_writ
         "OR EXISTS (SELECT FROM interactions i WHERE i.id = t.id)"
     )
     assert both == 0
+
+
+async def test_a_customers_delete_and_its_new_interactions_never_wait_on_each_other(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    """Every writer takes the interaction roll-ups' month rows before the customer's event
+    numbers, the delete included (it numbers what it took only after the move): with the other
+    order a delete and a new interaction of the same month deadlocked (503 after 1 s)."""
+    customers = [await create_customer(client, admin) for _ in range(8)]
+    for customer in customers:
+        await interaction(client, admin, customer["id"], type="call")
+
+    async def new_interaction(customer_id: str) -> int:
+        response = await client.post(
+            "/api/interactions", json={"customer_id": customer_id, "type": "note", "subject": "race"}, headers=admin
+        )
+        return response.status_code
+
+    answered: list[int] = []
+    for customer in customers:
+        statuses = await asyncio.gather(
+            client.delete(f"/api/customers/{customer['id']}", headers=admin),
+            *(new_interaction(customer["id"]) for _ in range(3)),
+        )
+        answered += [s if isinstance(s, int) else s.status_code for s in statuses]
+    # The delete succeeds; each interaction is created before it (201) or refused after (404/422).
+    assert all(status in {201, 204, 404, 422} for status in answered), sorted(answered)
+    assert answered.count(204) == len(customers)

@@ -35,8 +35,13 @@ def _primary_conflict() -> ValidationFailed:
     return ValidationFailed.field("is_primary", "the customer already has a primary contact")
 
 
-async def lock_customer(session: AsyncSession, customer_id: UUID) -> Customer:
-    customer = await session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update(key_share=True))
+async def lock_customer(session: AsyncSession, customer_id: UUID, *, for_delete: bool = False) -> Customer:
+    """The customer, row-locked: FOR NO KEY UPDATE for a change (inserts that merely reference
+    it go on), FOR UPDATE for its delete, which every such insert must wait for and then miss:
+    the delete moves the children first and the customer last, and upgrading its lock then
+    would wait on an insert that waits on a roll-up row the delete already holds."""
+    stmt = select(Customer).where(Customer.id == customer_id)
+    customer = await session.scalar(stmt.with_for_update(key_share=not for_delete))
     if customer is None:
         raise NotFound(f"customer {customer_id} not found")
     return customer

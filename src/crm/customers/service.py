@@ -326,14 +326,15 @@ async def update_customer(
 async def delete_customer(
     session: AsyncSession, customer_id: UUID, actor: history.Actor, precondition: Precondition | None = None
 ) -> None:
-    customer = await contacts.lock_customer(session, customer_id)
+    customer = await contacts.lock_customer(session, customer_id, for_delete=True)
     if precondition is not None:
         precondition.check(customer.version)
     changes = history.Changes(actor)
+    changes.deleted(customer)
     # Contacts and interactions go to the trash with it (one deletion, restored together):
     # each gets its own `deleted` entry, so a reader (or an event consumer) of a contact learns it is gone.
-    await changes.children_deleted(session, customer.id)
-    changes.deleted(customer)
-    await trash.move_customer(session, customer.id, trash.Deletion.new(actor.user_id))
+    deletion = trash.Deletion.new(actor.user_id)
+    await trash.move_customer(session, customer.id, deletion)
+    await changes.children_deleted(session, customer.id, deletion.id)
     session.expunge(customer)
     await changes.write(session)

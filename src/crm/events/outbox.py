@@ -64,20 +64,21 @@ _WRITE = text(
     bindparam("request_id", type_=String),
 )
 
-# The entries and events of the contacts and interactions a customer's delete takes with it,
-# in one statement: the rows are read once (to_jsonb: the record as it was), each gets its
-# `deleted` entry, and the events take the next numbers of the customer's sequence.
+# The entries and events of the contacts and interactions a customer's delete took with it, in
+# one statement after the move, from their trash rows (crm.trash: the record as it was, its
+# version already one step on, as the `deleted` entry gives it). After, not before: the move's
+# deletes take the interaction roll-ups' month rows, and every other writer takes those before
+# the customer's event_sequences row (its entries come after its last flush); taking that row
+# first here would let a concurrent interaction write and this delete wait on each other.
 _CHILDREN_DELETED = text(
     """
     WITH gone AS (
-        SELECT 'contact' AS entity, c.id, c.version, to_jsonb(c) AS record
-        FROM contacts c WHERE c.customer_id = :customer_id
-        UNION ALL
-        SELECT 'interaction', i.id, i.version, to_jsonb(i)
-        FROM interactions i WHERE i.customer_id = :customer_id
+        SELECT t.entity, t.id, CAST(t.record->>'version' AS int) AS version, t.record
+        FROM trash t
+        WHERE t.deletion_id = :deletion_id AND t.entity IN ('contact', 'interaction')
     ), entries AS (
         INSERT INTO history (entity, entity_id, customer_id, action, actor_user_id, actor_role, request_id, version)
-        SELECT entity, id, :customer_id, 'deleted', :user_id, :role, :request_id, version + 1 FROM gone
+        SELECT entity, id, :customer_id, 'deleted', :user_id, :role, :request_id, version FROM gone
         RETURNING id, entity, entity_id
     ), numbered AS (
         SELECT entries.id, entries.entity, entries.entity_id, gone.record,
@@ -101,6 +102,7 @@ _CHILDREN_DELETED = text(
     """
 ).bindparams(
     bindparam("customer_id", type_=Uuid),
+    bindparam("deletion_id", type_=Uuid),
     bindparam("user_id", type_=Uuid),
     bindparam("role", type_=String),
     bindparam("request_id", type_=String),
@@ -148,12 +150,17 @@ async def write(
 
 
 async def children_deleted(
-    session: AsyncSession, customer_id: UUID, user_id: UUID | None, role: str | None, request_id: str | None
+    session: AsyncSession,
+    customer_id: UUID,
+    deletion_id: UUID,
+    user_id: UUID | None,
+    role: str | None,
+    request_id: str | None,
 ) -> None:
-    """The `deleted` history entries and events of a customer's contacts and interactions (before its delete)."""
-    await session.execute(
-        _CHILDREN_DELETED, {"customer_id": customer_id, "user_id": user_id, "role": role, "request_id": request_id}
-    )
+    """The `deleted` history entries and events of the contacts and interactions that the deletion
+    `deletion_id` moved to the trash with their customer (call right after the move)."""
+    values = {"customer_id": customer_id, "deletion_id": deletion_id, "user_id": user_id, "role": role}
+    await session.execute(_CHILDREN_DELETED, {**values, "request_id": request_id})
 
 
 # Every kept event of the customer, its person's values nulled: the record's fields and each

@@ -231,13 +231,13 @@ class Changes:
             await outbox.write(session, entries, self.actor.user_id, self.actor.role, request_id_var.get())
         return len(entries)
 
-    async def children_deleted(self, session: AsyncSession, customer_id: UUID) -> None:
-        """A `deleted` entry and event for each contact and interaction a customer's delete takes with it.
-
-        One statement before the delete (the cascade leaves nothing to read after it); the
-        caller holds the customer's row lock, which a new contact needs too.
-        """
-        await outbox.children_deleted(session, customer_id, self.actor.user_id, self.actor.role, request_id_var.get())
+    async def children_deleted(self, session: AsyncSession, customer_id: UUID, deletion_id: UUID) -> None:
+        """A `deleted` entry and event for each contact and interaction a customer's delete took
+        with it: one statement over their trash rows, right after the move (crm.events.outbox
+        says why after)."""
+        await outbox.children_deleted(
+            session, customer_id, deletion_id, self.actor.user_id, self.actor.role, request_id_var.get()
+        )
 
 
 async def redact_customer(session: AsyncSession, customer_id: UUID) -> int:
