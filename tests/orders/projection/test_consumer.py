@@ -26,6 +26,7 @@ async def consuming(
     broker: Broker,
     *,
     prefetch: int = 16,
+    linger: float = 0.0,
     after_commit: AfterCommit | None = None,
 ) -> AsyncIterator[OrderEventsConsumer]:
     async with sessionmaker_for(settings, database_url) as maker:
@@ -35,6 +36,7 @@ async def consuming(
             exchange=broker.exchange,
             queue=broker.queue,
             prefetch=prefetch,
+            linger=linger,
             after_commit=after_commit,
         )
         consumer.start()

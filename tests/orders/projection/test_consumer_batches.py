@@ -19,7 +19,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from crm.config import Settings
 from crm.orders.consumer import AfterCommit, OrderEventsConsumer
 from tests.orders.projection.amqp import Broker, final_states, order_event
-from tests.orders.projection.helpers import expected_figures, nonzero, sessionmaker_for, stored_figures
+from tests.orders.projection.helpers import expected_figures, nonzero, stored_figures
+from tests.orders.projection.test_consumer import consuming as consumer_running
 from tests.orders.projection.test_consumer import history, until
 
 
@@ -33,23 +34,12 @@ async def consuming(
     linger: float = 0.3,
     after_commit: AfterCommit | None = None,
 ) -> AsyncIterator[OrderEventsConsumer]:
-    # A linger, so that messages published before the consumer starts land in few batches.
-    async with sessionmaker_for(settings, database_url) as maker:
-        consumer = OrderEventsConsumer(
-            maker,
-            broker.url,
-            exchange=broker.exchange,
-            queue=broker.queue,
-            prefetch=prefetch,
-            linger=linger,
-            after_commit=after_commit,
-        )
-        consumer.start()
-        try:
-            await asyncio.wait_for(consumer.connected.wait(), 10)
-            yield consumer
-        finally:
-            await consumer.stop()
+    """test_consumer's consumer with batch-sized defaults: a linger, so that messages published
+    before it starts land in few batches."""
+    async with consumer_running(
+        settings, database_url, broker, prefetch=prefetch, linger=linger, after_commit=after_commit
+    ) as consumer:
+        yield consumer
 
 
 async def declare(settings: Settings, database_url: str, broker: Broker) -> None:
